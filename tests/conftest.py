@@ -1,0 +1,84 @@
+"""Shared fixtures: a deterministic tiny BERT and the location of the real data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import string
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ENV = "SAPBERT_ST_DATA"
+
+
+def data_dir_or_fail() -> Path:
+    """`$SAPBERT_ST_DATA` or `../shared/data`. Missing data fails in CI and skips elsewhere."""
+    path = Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data"))
+    if not (path / "SOURCES.md").is_file():
+        message = f"real data not found at {path} (set {DATA_ENV})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return data_dir_or_fail()
+
+
+# Hand-written WordPiece vocabulary: specials, single characters and their ## forms, and
+# a few whole words, so every lowercase ASCII name tokenizes deterministically.
+_WORDS = [
+    "disease", "syndrome", "cancer", "tumor", "heart", "failure", "cell", "acid", "pain",
+    "infection", "deficiency", "type", "of", "the", "and", "with", "chronic", "acute",
+]
+
+
+def tiny_vocab() -> list[str]:
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars
+            + ["##" + c for c in string.ascii_lowercase + string.digits] + _WORDS)
+
+
+def build_tiny_bert(folder: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Write a plain Hugging Face BERT folder (config, safetensors weights, vocab)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(tiny_vocab()), hidden_size=hidden_size, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64,
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config)
+    model.eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory) -> Path:
+    """A plain HF BERT folder, no sentence-transformers files (as SapBERT is published)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def tiny_bert_copy(tiny_bert_path, tmp_path) -> Path:
+    """A function-scoped copy for tests that train or modify the model."""
+    return Path(shutil.copytree(tiny_bert_path, tmp_path / "tiny-bert"))
+
+
+@pytest.fixture
+def tiny_model(tiny_bert_copy):
+    from sapbert_st import load_sapbert
+
+    torch.manual_seed(0)
+    return load_sapbert(tiny_bert_copy, device="cpu")
