@@ -1,0 +1,9 @@
+"""Training objectives."""
+
+from sapbert_st.losses.online_mining_multi_similarity import (
+    OnlineMiningMSLoss,
+    OnlineMiningMultiSimilarityLoss,
+    multi_similarity_loss,
+)
+
+__all__ = ["OnlineMiningMSLoss", "OnlineMiningMultiSimilarityLoss", "multi_similarity_loss"]

@@ -1,0 +1,168 @@
+"""The paper's training recipe, as defaults for ``model.fit`` and ``SentenceTransformerTrainer``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
+
+from sapbert_st.losses import OnlineMiningMultiSimilarityLoss
+
+logger = logging.getLogger(__name__)
+
+#: AdamW learning rate of the paper and cambridgeltl/sapbert ``train.py``.
+PAPER_LEARNING_RATE = 2e-5
+#: AdamW weight decay of the paper.
+PAPER_WEIGHT_DECAY = 0.01
+#: Synonym pairs per batch (paper section 3.1): 512 names are mined together.
+PAPER_BATCH_SIZE = 256
+
+
+def _amp_flags(device: str | torch.device | None) -> dict[str, bool]:
+    """bf16 where the GPU supports it, fp16 on other GPUs, full precision on CPU."""
+    device = torch.device(device) if device is not None else None
+    on_cuda = torch.cuda.is_available() and (device is None or device.type == "cuda")
+    if not on_cuda:
+        return {"bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def paper_fit_kwargs(device: str | torch.device | None = None, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments that make ``model.fit`` follow the paper's recipe.
+
+    AdamW, lr 2e-5, weight decay 0.01, constant learning rate without warm-up, no gradient
+    clipping (the reference does not clip), and AMP when training on CUDA. Batch size
+    (256 pairs) is the DataLoader's; see :data:`PAPER_BATCH_SIZE`.
+
+    Example:
+        ::
+
+            model.fit(train_objectives=[(loader, OnlineMiningMSLoss(model))],
+                      **paper_fit_kwargs(model.device))
+    """
+    kwargs: dict[str, Any] = {
+        "optimizer_class": torch.optim.AdamW,
+        "optimizer_params": {"lr": PAPER_LEARNING_RATE},
+        "weight_decay": PAPER_WEIGHT_DECAY,
+        "scheduler": "constantlr",
+        "warmup_steps": 0,
+        "max_grad_norm": 0,
+        "use_amp": any(_amp_flags(device).values()),
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+def paper_training_args(output_dir: str | os.PathLike, **overrides: Any) -> SentenceTransformerTrainingArguments:
+    """``SentenceTransformerTrainingArguments`` with the paper's recipe.
+
+    lr 2e-5, weight decay 0.01, constant schedule, no warm-up, no clipping, 256 pairs per
+    device batch, bf16/fp16 on CUDA. ``overrides`` replace any of them.
+    """
+    args: dict[str, Any] = {
+        "output_dir": os.fspath(output_dir),
+        "learning_rate": PAPER_LEARNING_RATE,
+        "weight_decay": PAPER_WEIGHT_DECAY,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "max_grad_norm": 0.0,
+        "per_device_train_batch_size": PAPER_BATCH_SIZE,
+        "num_train_epochs": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        **_amp_flags(overrides.pop("device", None)),
+    }
+    args.update(overrides)
+    return SentenceTransformerTrainingArguments(**args)
+
+
+def check_pair_dataset(dataset: Dataset) -> Dataset:
+    """Validate a (name1[, name2], label) dataset and keep only those columns, in order.
+
+    Raises ``ValueError`` naming the missing column or the bad label value.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"expected a datasets.Dataset, got {type(dataset).__name__}")
+    columns = dataset.column_names
+    if "label" not in columns:
+        raise ValueError(
+            f"the dataset needs an integer 'label' column (the concept id); it has {columns}. "
+            "Map CUIs to ids first; sapbert_st's pair loaders already give one."
+        )
+    texts = [c for c in ("name1", "name2") if c in columns] or [c for c in ("name",) if c in columns]
+    if not texts:
+        raise ValueError(f"the dataset needs 'name1' and 'name2' (or 'name') columns; it has {columns}")
+    if len(dataset) == 0:
+        raise ValueError("the training dataset is empty")
+    label_type = dataset.features["label"]
+    dtype = getattr(label_type, "dtype", None)
+    if not (dtype or "").startswith(("int", "uint")) and type(label_type).__name__ != "ClassLabel":
+        raise ValueError(
+            f"'label' must hold integer concept ids, got {label_type} (first value "
+            f"{dataset[0]['label']!r}). Map CUIs to ids: ids = {{c: i for i, c in "
+            f"enumerate(sorted(set(cuis)))}}."
+        )
+    return dataset.select_columns([*texts, "label"])
+
+
+def train_sapbert(
+    model: SentenceTransformer,
+    train_dataset: Dataset,
+    output_dir: str | os.PathLike | None = None,
+    max_steps: int = -1,
+    epochs: int = 1,
+    batch_size: int = PAPER_BATCH_SIZE,
+    loss: OnlineMiningMultiSimilarityLoss | None = None,
+    evaluator=None,
+    seed: int = 42,
+    **training_args: Any,
+) -> SentenceTransformer:
+    """Train ``model`` on synonym pairs with the paper's recipe in one call.
+
+    Runs ``SentenceTransformerTrainer`` with :func:`paper_training_args` and
+    :class:`OnlineMiningMultiSimilarityLoss` (paper defaults). Extra columns such as
+    ``cui`` are dropped. If ``output_dir`` is given the trained model is saved there.
+
+    Args:
+        model: A model from :func:`sapbert_st.load_sapbert`.
+        train_dataset: Columns ``name1``, ``name2``, ``label`` (int), e.g. from
+            ``sapbert_st.data`` pair loaders.
+        output_dir: Where to save the final model (and trainer state); ``None``: a temp dir.
+        max_steps: Stop after this many optimizer steps (``-1``: run ``epochs``).
+        epochs: Passes over the data when ``max_steps`` is ``-1``.
+        batch_size: Pairs per batch; the paper's 256.
+        loss: Defaults to ``OnlineMiningMultiSimilarityLoss(model)``.
+        evaluator: E.g. an ``EntityLinkingEvaluator``, run at the end (and every
+            ``eval_steps`` if ``eval_strategy="steps"`` is passed).
+        seed: Shuffling and initialisation seed.
+        **training_args: Any ``SentenceTransformerTrainingArguments`` field, e.g.
+            ``learning_rate`` or ``logging_steps``.
+    """
+    import tempfile
+
+    dataset = check_pair_dataset(train_dataset)
+    loss = loss if loss is not None else OnlineMiningMultiSimilarityLoss(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = paper_training_args(
+            output_dir or tmp, device=model.device, max_steps=max_steps, num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size, seed=seed, **training_args,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
+        )
+        trainer.train()
+        if evaluator is not None:
+            evaluator(model)
+    if output_dir is not None:
+        model.save(os.fspath(output_dir))
+        logger.info("saved the trained model to %s", output_dir)
+    return model
