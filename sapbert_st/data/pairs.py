@@ -240,9 +240,10 @@ class ConceptSynonyms:
         return [] if s is None else list(self._names[self._find(s)])
 
     def extend_names(self, cui: str, names: Iterable[str]) -> int:
-        """Add already-normalised ``names`` to the concept of ``cui``; returns how many were new."""
-        if self._slot_of_id.get(cui) is None:
-            return 0
+        """Add already-normalised ``names`` to the concept of ``cui`` (created if new).
+
+        Returns how many names were new to the concept.
+        """
         target = self._names[self.slot(cui)]
         added = 0
         for name in names:
