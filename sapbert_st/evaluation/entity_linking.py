@@ -1,0 +1,270 @@
+"""EntityLinkingEvaluator: acc@k of dictionary retrieval, the SapBERT / BioSyn protocol."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+from sapbert_st.linking.index import DictionaryIndex, _progress, dictionary_columns
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+def split_composite(text: str) -> list[str]:
+    """Split a composite mention or gold id on ``|`` and ``+``, as the reference does."""
+    return text.replace("+", "|").split("|")
+
+
+def _query_columns(mentions, gold) -> tuple[list[str], list[str]]:
+    column_names = getattr(mentions, "column_names", None)
+    if column_names is not None:
+        if gold is not None:
+            raise ValueError("gold: pass gold=None with a queries dataset (its 'gold' or "
+                             "'cuis' column is used)")
+        if "mention" not in column_names or not ({"gold", "cuis"} & set(column_names)):
+            raise ValueError(f"mentions: the queries dataset needs a 'mention' column and a "
+                             f"'gold' or 'cuis' column, got {column_names}")
+        dataset = mentions
+        mentions = list(dataset["mention"])
+        if "gold" in column_names:
+            gold = list(dataset["gold"])
+        else:
+            gold = ["|".join(cuis) for cuis in dataset["cuis"]]
+    if isinstance(mentions, str) or isinstance(gold, str):
+        raise TypeError("mentions and gold: expected lists of strings, got a single string")
+    if gold is None:
+        raise ValueError("gold: required with a list of mentions (one gold id string each, "
+                         "e.g. 'D019572|D010871')")
+    mentions, gold = list(mentions), list(gold)
+    if len(mentions) != len(gold):
+        raise ValueError(f"gold: {len(gold)} gold ids for {len(mentions)} mentions; expected "
+                         f"one per mention")
+    if not mentions:
+        raise ValueError("mentions: no queries; expected at least one mention")
+    for i, (mention, ids) in enumerate(zip(mentions, gold)):
+        if not isinstance(mention, str):
+            raise TypeError(f"mentions[{i}]: expected a str, got {type(mention).__name__} "
+                            f"{mention!r}")
+        if not isinstance(ids, str):
+            raise TypeError(f"gold[{i}]: expected a str like 'D019572|D010871', got "
+                            f"{type(ids).__name__} {ids!r}")
+        if any(not part.strip() for part in split_composite(mention)):
+            raise ValueError(f"mentions[{i}]: empty mention or empty composite part in "
+                             f"{mention!r}; expected text between the '|'/'+' separators")
+        if any(not part.strip() for part in split_composite(ids)):
+            raise ValueError(f"gold[{i}]: empty id in {ids!r} (mention {mention!r})")
+    return mentions, gold
+
+
+class EntityLinkingEvaluator(SentenceEvaluator):
+    """Accuracy@k of linking mentions to a dictionary, exactly as SapBERT and BioSyn score it.
+
+    For each call the dictionary is encoded with the model and every mention is linked by
+    exact nearest-neighbour search (:class:`~sapbert_st.linking.DictionaryIndex`, inner
+    product of raw [CLS] embeddings by default). The protocol follows
+    ``evaluation/utils.py`` of cambridgeltl/sapbert (``predict_topk``,
+    ``check_label``, ``evaluate_topk_acc``), itself BioSyn's:
+
+    1. A composite mention is split on ``|`` and ``+`` and each part is retrieved on its
+       own; the gold string is split the same way into a set of gold ids.
+    2. Each part's top k are dictionary **rows** (names), not distinct concepts: two
+       synonyms of one concept take two of the k places, as in the reference.
+    3. A row is correct when its id, split on ``|`` (dictionary ids may be ``|``-joined),
+       shares any id with the query's whole gold set (composite gold ids are not aligned
+       to parts).
+    4. A part is correct at k when any of its top-k rows is; a query is correct at k only
+       when all its parts are. ``acc@k`` is the fraction of correct queries.
+
+    **Ties** are broken by dictionary order (the earlier row first), the result of a
+    stable sort of the float64 scores. The reference leaves ties to ``torch.argsort`` on
+    GPU (unspecified order), so it may differ from this only on exactly tied scores, e.g.
+    one name listed under two CUIs.
+
+    Mentions and names are used as given: the reference lowercases both when loading
+    (the ``sapbert_st.data`` loaders do too).
+
+    Args:
+        mentions: Query mentions (list of str), or a ``datasets.Dataset`` with ``mention``
+            and ``gold`` (or ``cuis``) columns, as the ``sapbert_st.data`` loaders return.
+        gold: One gold id string per mention, e.g. ``"D019572|D010871"`` (not with a
+            Dataset).
+        dictionary_names: Dictionary names, or a Dataset with ``name`` and ``cui`` columns.
+        dictionary_cuis: The id of each name (not with a Dataset).
+        batch_size: Encoding batch size.
+        show_progress_bar: ``None``: on when the logger is at INFO.
+        name: Prefix of the metric names (``f"{name}_acc@{k}"``) and of the CSV file.
+        write_csv: Write the metrics to ``entity_linking_evaluation_{name}_results.csv`` in
+            ``output_path``.
+        accuracy_at_k: The k values to report; the reference reports acc@1 and acc@5.
+        save_predictions: Also write each query's top candidates as JSON
+            (``entity_linking_predictions_{name}.json``, the reference's layout).
+        similarity: ``"dot"`` (SapBERT's) or ``"cosine"``.
+        dtype: Dictionary embedding storage, ``"float32"`` or ``"float16"``.
+
+    References:
+        - Liu et al., "Self-Alignment Pretraining for Biomedical Entity Representations",
+          NAACL 2021. https://arxiv.org/abs/2010.11784
+        - https://github.com/cambridgeltl/sapbert (``evaluation/utils.py``)
+        - Sung et al., "Biomedical Entity Representations with Synonym Marginalization",
+          ACL 2020 (BioSyn). https://github.com/dmis-lab/BioSyn
+
+    Example:
+        ::
+
+            from sapbert_st import load_sapbert
+            from sapbert_st.evaluation import EntityLinkingEvaluator
+
+            model = load_sapbert("cambridgeltl/SapBERT-from-PubMedBERT-fulltext")
+            evaluator = EntityLinkingEvaluator(
+                ["pineal tumours|retinal tumors", "dm"], ["D019572|D010871", "D009223"],
+                ["pinealoma", "retinal neoplasm", "myotonic dystrophy"],
+                ["D019572", "D010871", "D009223"], name="ncbi-test",
+            )
+            evaluator(model)  # {'ncbi-test_acc@1': ..., 'ncbi-test_acc@5': ...}
+    """
+
+    def __init__(
+        self,
+        mentions,
+        gold: Sequence[str] | None = None,
+        dictionary_names=None,
+        dictionary_cuis: Sequence[str] | None = None,
+        batch_size: int = 256,
+        show_progress_bar: bool | None = None,
+        name: str = "",
+        write_csv: bool = True,
+        accuracy_at_k: Sequence[int] = (1, 5),
+        save_predictions: bool = False,
+        similarity: str = "dot",
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        self.mentions, self.gold = _query_columns(mentions, gold)
+        if dictionary_names is None:
+            raise ValueError("dictionary_names: required (a list of names or a Dataset with "
+                             "'name' and 'cui' columns)")
+        self.dictionary_names, self.dictionary_cuis = dictionary_columns(
+            dictionary_names, dictionary_cuis, argument="dictionary_names")
+        if len(self.dictionary_names) == 0:
+            raise ValueError("dictionary_names: the dictionary is empty; expected at least "
+                             "one name")
+        ks = list(accuracy_at_k)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ValueError(f"accuracy_at_k: expected positive ints, got {accuracy_at_k!r}")
+        self.accuracy_at_k = sorted(set(ks))
+        self.batch_size = batch_size
+        self.show_progress_bar = show_progress_bar
+        self.name = name
+        self.write_csv = write_csv
+        self.save_predictions = save_predictions
+        self.similarity = similarity
+        self.dtype = dtype
+        self.primary_metric = f"acc@{1 if 1 in self.accuracy_at_k else self.accuracy_at_k[0]}"
+        self.csv_file = f"entity_linking_evaluation{'_' + name if name else ''}_results.csv"
+        self.csv_headers = ["epoch", "steps"] + [f"acc@{k}" for k in self.accuracy_at_k]
+        self.predictions_file = f"entity_linking_predictions{'_' + name if name else ''}.json"
+
+        self._parts = [split_composite(m) for m in self.mentions]
+        self._gold_sets = [set(split_composite(g)) for g in self.gold]
+        self.predictions: list[dict[str, Any]] | None = None
+
+    def __call__(self, model: SentenceTransformer, output_path: str | None = None,
+                 epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        if epoch != -1:
+            out_txt = f" after epoch {epoch}" if steps == -1 else f" in epoch {epoch} after {steps} steps"
+        else:
+            out_txt = ""
+        logger.info("Entity linking evaluation of the model on the %s dataset%s:",
+                    self.name or "given", out_txt)
+        metrics = self.compute_metrics(model)
+        for key, value in metrics.items():
+            logger.info("%-8s %.4f", key, value)
+
+        if output_path is not None and self.write_csv:
+            os.makedirs(output_path, exist_ok=True)
+            path = os.path.join(output_path, self.csv_file)
+            new = not os.path.isfile(path)
+            with open(path, "a" if not new else "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                if new:
+                    writer.writerow(self.csv_headers)
+                writer.writerow([epoch, steps] + [metrics[f"acc@{k}"] for k in self.accuracy_at_k])
+        if output_path is not None and self.save_predictions:
+            os.makedirs(output_path, exist_ok=True)
+            with open(os.path.join(output_path, self.predictions_file), "w",
+                      encoding="utf-8") as handle:
+                json.dump({"queries": self.predictions, **metrics}, handle, indent=1)
+
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
+        """Encode the dictionary and the mention parts, retrieve, and score (no side effects
+        except ``self.predictions``)."""
+        show = _progress(self.show_progress_bar)
+        index = DictionaryIndex.build(
+            model, self.dictionary_names, self.dictionary_cuis, similarity=self.similarity,
+            dtype=self.dtype, batch_size=self.batch_size, show_progress_bar=show,
+        )
+        unique_parts = list(dict.fromkeys(p for parts in self._parts for p in parts))
+        position = {part: i for i, part in enumerate(unique_parts)}
+        embeddings = index.encode_mentions(unique_parts, batch_size=self.batch_size,
+                                           show_progress_bar=show, check_model=False)
+        top = max(self.accuracy_at_k)
+        rows, scores = index.search_rows(embeddings, top)
+        ids = index._id_list()
+        row_ids: dict[int, set[str]] = {}
+
+        def ids_of(row: int) -> set[str]:
+            if row not in row_ids:
+                row_ids[row] = set(ids[row].split("|"))
+            return row_ids[row]
+
+        # first_hit[q] = smallest rank (1-based) at which every part has a correct row
+        first_hit = np.full(len(self.mentions), np.inf)
+        predictions = []
+        names = None
+        if self.save_predictions:
+            names = index.names.take(np.unique(rows[rows >= 0])).to_pylist()
+            name_of = dict(zip(np.unique(rows[rows >= 0]).tolist(), names))
+        for q, (parts, gold) in enumerate(zip(self._parts, self._gold_sets)):
+            worst = 0.0
+            mentions_out = []
+            for part in parts:
+                p = position[part]
+                labels = [bool(ids_of(int(r)) & gold) for r in rows[p] if r >= 0]
+                rank = next((i + 1 for i, label in enumerate(labels) if label), np.inf)
+                worst = max(worst, rank)
+                if self.save_predictions:
+                    mentions_out.append({
+                        "mention": part, "golden_cui": self.gold[q],
+                        "candidates": [
+                            {"name": name_of[int(r)], "labelcui": ids[int(r)], "label": int(label),
+                             "score": float(s)}
+                            for r, s, label in zip(rows[p], scores[p], labels)
+                        ],
+                    })
+            first_hit[q] = worst
+            if self.save_predictions:
+                predictions.append({"mentions": mentions_out})
+        self.predictions = predictions if self.save_predictions else None
+        return {f"acc@{k}": float(np.mean(first_hit <= k)) for k in self.accuracy_at_k}
+
+    @property
+    def description(self) -> str:
+        return "Entity Linking"
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"accuracy_at_k": self.accuracy_at_k, "similarity": self.similarity,
+                "dictionary_size": len(self.dictionary_names), "queries": len(self.mentions)}
