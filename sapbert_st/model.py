@@ -21,8 +21,14 @@ def _has_sentence_transformers_layout(name_or_path: str) -> bool:
     return Path(name_or_path, "modules.json").is_file()
 
 
-def _pooling_modes(model: SentenceTransformer) -> list[str]:
-    return [m.get_pooling_mode_str() for m in model.modules() if isinstance(m, Pooling)]
+def pooling_modes(model: SentenceTransformer) -> list[str]:
+    """The pooling mode of each ``Pooling`` module in ``model``, e.g. ``["cls"]``."""
+    modes = []
+    for module in model:
+        if isinstance(module, Pooling):
+            mode = module.get_config_dict()["pooling_mode"]
+            modes.append(mode if isinstance(mode, str) else "+".join(mode))
+    return modes
 
 
 def load_sapbert(
@@ -77,7 +83,7 @@ def load_sapbert(
             name, device=device, trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs, **kwargs,
         )
-        modes = _pooling_modes(model)
+        modes = pooling_modes(model)
         if modes != ["cls"]:
             logger.warning(
                 "%s uses pooling %s; SapBERT uses [CLS]. Keeping the encoder and replacing "
