@@ -298,6 +298,7 @@ def load_efo(path: PathLike, normalize_ids: bool = True) -> Dataset:
 SYNONYM_SCOPES = ("EXACT", "BROAD", "NARROW", "RELATED")
 _SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(\w+)(.*)$')
 _UNESCAPE = re.compile(r"\\(.)")
+_OBO_HEADER_TAGS = frozenset({"format-version", "data-version", "ontology", "default-namespace", "saved-by"})
 
 
 class _Term:
@@ -315,7 +316,9 @@ class _Term:
 def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
     term: _Term | None = None
     seen_stanza = False
+    lines = 0
     for lineno, line in iter_lines(path):
+        lines += 1
         text = line.strip()
         if text.startswith("!"):
             continue
@@ -328,6 +331,9 @@ def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
         tag, sep, value = text.partition(":")
         if not sep or not tag or " " in tag:
             raise _format_error(path, lineno, "an OBO 'tag: value' line or a '[Term]' stanza header", line)
+        if seen_stanza and tag in _OBO_HEADER_TAGS:
+            raise DataFormatError(path, lineno, f"header tag {tag!r} inside a stanza; OBO header tags "
+                                  "belong before the first stanza (two files concatenated?)", line)
         if term is None:
             continue  # header or [Typedef]/[Instance] stanza
         value = value.strip()
@@ -348,6 +354,7 @@ def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
             term.xrefs.append(value.split()[0] if value.split() else value)
     if term is not None:
         yield _finish(path, term)
+    require_nonempty(path, lines, "lines")
     if not seen_stanza:
         raise DataFormatError(path, None, "no [Term] stanzas found; not an OBO file"
                               + _first_line_hint(path))
