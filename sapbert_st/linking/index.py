@@ -441,6 +441,8 @@ class DictionaryIndex:
             faiss = import_faiss()
             factory = cls._factory_string(index_type, n, dim, nlist, pq_m, hnsw_m)
             faiss_index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            if hasattr(faiss_index, "do_polysemous_training"):
+                faiss_index.do_polysemous_training = False  # only for Hamming filtering; slow
             if not faiss_index.is_trained:
                 size = min(n, train_size)
                 rng = np.random.default_rng(seed)
