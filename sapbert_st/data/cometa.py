@@ -217,7 +217,8 @@ def load_cometa_fallback_dictionary(
                     seen.add(pair)
                     pairs.append(pair)
     concepts = len({cui for cui, _ in pairs})
-    source = sources[0].name if len(sources) == 1 else f"{len(sources)} split files"
+    source = (sources[0].name if sources[0].name.startswith("chv.")
+              else f"{len(sources)} split file(s), no chv.csv")
     description = (f"{FALLBACK_NOTE}: {len(pairs)} names of {concepts} concepts from "
                    f"{source} ({'+'.join(levels)} labels)")
     logger.warning("%s: %s", folder, description)
