@@ -130,10 +130,13 @@ t0 = time.perf_counter()
 from sapbert_st.data.umls import load_umls_pairs
 t_import = time.perf_counter() - t0
 t0 = time.perf_counter()
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 pairs = load_umls_pairs(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], show_progress_bar=False)
 wall = time.perf_counter() - t0
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 labels = pairs.unique("label")
-print(json.dumps({"wall_s": wall, "import_s": t_import, "pairs": len(pairs), "concepts_with_pairs": len(labels),
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "import_s": t_import, "pairs": len(pairs), "concepts_with_pairs": len(labels),
                   "child_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -179,10 +182,11 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     data["mrconso_bytes"] = (out / "MRCONSO.RRF").stat().st_size
 
+    load_before = os.getloadavg()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cache = out / "cache"
     proc = subprocess.run([sys.executable, "-c", CHILD, str(out / "MRCONSO.RRF"), str(out / "MRREL.RRF"), str(cache)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
         sys.exit(f"loader failed:\n{proc.stderr}")
     child = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -193,7 +197,10 @@ def main() -> None:
         "data": data,
         "generate_s": round(gen_s, 1),
         "load_umls_pairs_wall_s": round(child["wall_s"], 1),
+        "load_umls_pairs_cpu_s": round(child["cpu_s"], 1),
         "import_s": round(child["import_s"], 1),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "peak_rss_gb": round(peak_kb / 1024**2, 2),
         "mrconso_rows_per_s": round(data["mrconso_rows"] / child["wall_s"]),
         "pairs": child["pairs"],
@@ -204,12 +211,14 @@ def main() -> None:
     if data["mrconso_rows"] != 14_700_000:
         scale = 14_700_000 / data["mrconso_rows"]
         result["extrapolated_wall_s_at_14.7M_rows_linear"] = round(child["wall_s"] * scale, 1)
+        result["extrapolated_cpu_s_at_14.7M_rows_linear"] = round(child["cpu_s"] * scale, 1)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
-    print("| MRCONSO rows | MRREL rows | CUIs | pairs | wall (s) | rows/s | peak RSS (GB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| MRCONSO rows | MRREL rows | CUIs | pairs | wall (s) | CPU (s) | rows/s (wall) | peak RSS (GB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {data['mrconso_rows']:,} | {data['mrrel_rows']:,} | {data['cuis']:,} | {child['pairs']:,} | "
-          f"{result['load_umls_pairs_wall_s']} | {result['mrconso_rows_per_s']:,} | {result['peak_rss_gb']} |")
+          f"{result['load_umls_pairs_wall_s']} | {result['load_umls_pairs_cpu_s']} | "
+          f"{result['mrconso_rows_per_s']:,} | {result['peak_rss_gb']} |")
     if tmp is not None and not args.keep:
         tmp.cleanup()
 

@@ -302,7 +302,7 @@ _OBO_HEADER_TAGS = frozenset({"format-version", "data-version", "ontology", "def
 
 
 class _Term:
-    __slots__ = ("lineno", "line", "id", "name", "synonyms", "xrefs", "obsolete")
+    __slots__ = ("id", "line", "lineno", "name", "obsolete", "synonyms", "xrefs")
 
     def __init__(self, lineno: int, line: str):
         self.lineno, self.line = lineno, line
@@ -510,7 +510,7 @@ def load_id_name_table(
                 width = len(fields)
                 continue
             if isinstance(id_index, str) or isinstance(name_index, str):
-                raise ValueError(f"id_column/name_column: column names ({id_column!r}, {name_column!r}) need header=True")
+                raise TypeError(f"id_column/name_column: column names ({id_column!r}, {name_column!r}) need header=True")
             if width is None:
                 width = len(fields)
                 if max(id_index, name_index) >= width:

@@ -22,7 +22,6 @@ import os
 import random
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Union
 
 from datasets import Dataset, Features, Value
 from tqdm.auto import tqdm
@@ -36,7 +35,7 @@ DICTIONARY_FEATURES = Features({"cui": Value("string"), "name": Value("string")}
 
 #: A source of records: an iterable of ``(cui, name)`` tuples, or a ``datasets.Dataset``
 #: with ``cui`` and ``name`` columns (what every ``load_<source>`` dictionary loader returns).
-RecordSource = Union[Iterable[tuple[str, str]], Dataset]
+RecordSource = Iterable[tuple[str, str]] | Dataset
 
 _WRITE_BATCH = 50_000
 

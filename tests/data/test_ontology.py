@@ -194,7 +194,8 @@ def test_obo_parses_escapes_scopes_and_skips_typedefs(tmp_path):
 def test_id_name_table_biosyn_dictionary(data_dir):
     path = data_dir / "ncbi-disease" / "train_dictionary.txt"
     d = load_id_name_table(path, delimiter="||")
-    lines = sum(1 for line in open(path, encoding="utf-8") if line.strip())
+    with open(path, encoding="utf-8") as f:
+        lines = sum(1 for line in f if line.strip())
     assert len(d) == lines == 71_924
     assert d[0]["cui"] == "C565588"
     assert "C567755|613097" in set(d["cui"])

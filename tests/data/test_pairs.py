@@ -68,7 +68,7 @@ def test_cap_respected_and_pairs_valid():
         names = names_of[row["cui"]]
         # both names belong to the row's concept, name1 before name2 (i < j)
         assert names.index(row["name1"]) < names.index(row["name2"])
-    for label, plist in by_label.items():
+    for plist in by_label.values():
         assert len(set(plist)) == len(plist), "sampled pairs must be distinct"
     uncapped = build_pairs(records, max_pairs_per_concept=None, show_progress_bar=False)
     assert len(uncapped) == 190 + 45 + 55
@@ -99,7 +99,7 @@ def test_combined_sources_share_one_label_space():
     for row in pairs:
         assert label_of.setdefault(row["cui"], row["label"]) == row["label"]
     assert len(set(label_of.values())) == len(label_of) == 2
-    d1 = {frozenset(p) for p in zip(pairs["name1"], pairs["name2"]) if True}
+    d1 = {frozenset(p) for p in zip(pairs["name1"], pairs["name2"])}
     # names from both sources pair with each other under the merged concept
     assert frozenset({"pyrexia", "febrile"}) in d1 and frozenset({"cough", "tussis"}) in d1
     # labels are stable when sources are added: the first source's concepts keep their ids

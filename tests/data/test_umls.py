@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 
 import pytest
 
@@ -88,8 +89,6 @@ def test_english_lowercased_deduplicated_pairs(umls):
 
 def test_language_source_and_suppress_filters(umls):
     mrconso, _ = umls
-    stats = {}
-    from collections import Counter
     stats = Counter()
     kept = list(iter_mrconso(mrconso, languages=None, suppress=("N",), show_progress_bar=False, stats=stats))
     assert ("C0004057", "ASA - Acetylsalicylic acid") not in kept and ("C0701466", "Bayer") not in kept
@@ -206,7 +205,7 @@ def test_mrrel_broken_lines(tmp_path, umls, case):
 
 @pytest.mark.parametrize("which", ["MRCONSO", "MRREL"])
 def test_empty_missing_and_undecodable_files(tmp_path, umls, which):
-    mrconso, mrrel = umls
+    mrconso, _mrrel = umls
     empty = tmp_path / "empty.RRF"
     empty.write_bytes(b"")
     missing = tmp_path / "nope.RRF"
