@@ -274,7 +274,7 @@ def load_mesh_dictionary(path: PathLike, lowercase: bool = True) -> Dataset:
 
     seen: set[tuple[str, str]] = set()
     pairs: list[tuple[str, str]] = []
-    table = load_mesh(path, normalize_ids=False)
+    table = load_mesh(path, normalize_ids=False)[:]  # dict of lists: fast to iterate
     for cui, name in zip(table["cui"], table["name"]):
         name = name.lower() if lowercase else name
         if (cui, name) not in seen:

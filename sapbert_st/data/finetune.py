@@ -77,7 +77,8 @@ def build_finetune_pairs(
     _require_columns(queries, ("mention", "cuis"), "queries")
     _require_columns(dictionary, ("cui", "name"), "dictionary")
     names_of: dict[str, list[str]] = {}
-    for raw, name in zip(dictionary["cui"], dictionary["name"]):
+    entries = dictionary.select_columns(["cui", "name"])[:]  # dict of lists: fast to iterate
+    for raw, name in zip(entries["cui"], entries["name"]):
         for cui in split_gold(raw):
             bucket = names_of.setdefault(cui, [])
             if name not in bucket:
@@ -88,7 +89,8 @@ def build_finetune_pairs(
     labels: dict[str, int] = {}
     seen: set[tuple[str, str, str]] = set()
     composite = unmatched = duplicates = 0
-    progress = tqdm(zip(queries["mention"], queries["cuis"]), total=len(queries),
+    rows_in = queries.select_columns(["mention", "cuis"])[:]
+    progress = tqdm(zip(rows_in["mention"], rows_in["cuis"]), total=len(queries),
                     desc="fine-tuning pairs", disable=not resolve_show_progress_bar(
                         show_progress_bar, logger))
     for mention, cuis in progress:
