@@ -31,10 +31,18 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from sapbert_st.data.benchmarks import (
-    QueryCollector, layout_hint, looks_like, looks_like_header, make_dictionary,
+    QueryCollector,
+    layout_hint,
+    looks_like,
+    looks_like_header,
+    make_dictionary,
 )
 from sapbert_st.data.reading import (
-    DataFormatError, PathLike, iter_lines, require_files, require_nonempty,
+    DataFormatError,
+    PathLike,
+    iter_lines,
+    require_files,
+    require_nonempty,
 )
 
 logger = logging.getLogger(__name__)

@@ -85,7 +85,8 @@ def describe_line(line: str) -> str | None:
     if len(fields) == 3:
         if fields[0].isdigit():
             return "a MedMentions processed line (PMID<TAB>mention<TAB>CUI)"
-        return "an AskAPatient line (conceptID<TAB>concept name<TAB>phrase) or an id/label/synonyms table"
+        return ("an AskAPatient line (conceptID<TAB>concept name<TAB>phrase) or an "
+                "id/label/synonyms table")
     return None
 
 
@@ -107,7 +108,7 @@ def guess_layout(folder: PathLike) -> str | None:
         return "a BioSyn processed_<split> folder (*.concept files)"
     if "data.json" in names:
         return "the BioSyn data.json layout"
-    if (folder / "splits").is_dir() or any(n.endswith(".csv.gz") or n.endswith(".csv") for n in names):
+    if (folder / "splits").is_dir() or any(n.endswith((".csv.gz", ".csv")) for n in names):
         return "the COMETA layout (splits/<scheme>/<part>.csv.gz)"
     if any(n.startswith("AskAPatient.fold-") for n in names):
         return "the AskAPatient layout (AskAPatient.fold-<k>.<part>.txt)"
@@ -128,7 +129,8 @@ class QueryCollector:
     """Accumulate query rows from located lines, then build the shared query schema.
 
     Mentions are stripped and (by default) lowercased, as SapBERT's ``QueryDataset`` does;
-    mentions whose gold id is ``-1`` / ``CUI-less`` are dropped, counted and logged.
+    mentions whose gold id is ``-1`` / ``CUI-less`` are dropped, counted and logged (a
+    composite gold with only some such parts keeps the others in ``cuis``; ``gold`` stays raw).
 
     Args:
         source: The file or folder, named in the log lines.
@@ -198,7 +200,8 @@ def make_dictionary(pairs: Iterable[tuple[str, str]], description: str = "") -> 
         cuis.append(cui)
         names.append(name)
     return Dataset.from_dict({"cui": cuis, "name": names}, features=DICTIONARY_FEATURES,
-                             info=DatasetInfo(description=description, features=DICTIONARY_FEATURES))
+                             info=DatasetInfo(description=description,
+                                              features=DICTIONARY_FEATURES))
 
 
 # --------------------------------------------------------------------------------------
@@ -212,19 +215,20 @@ class LinkingBenchmark:
 
     Args:
         name: The benchmark name (one of :data:`BENCHMARK_NAMES`).
-        split: The query split (``"test"``, ``"dev"``, ``"train"``...).
         queries: ``mention``, ``cuis``, ``gold`` (and ``doc_id`` where available).
         dictionary: ``cui``, ``name``; ``None`` when no dictionary is available here
             (MedMentions needs the licensed UMLS: pass ``dictionary_path``).
         dictionary_note: Which dictionary this is, e.g. ``"BioSyn test_dictionary.txt
             (MEDIC)"``; print it next to every number.
+        split: The query split (``"test"``, ``"dev"``, ``"train"``...).
+        options: The loader options used (``fold``, ``filter_duplicate``...).
     """
 
     name: str
-    split: str
     queries: Dataset
     dictionary: Dataset | None
     dictionary_note: str
+    split: str = "test"
     options: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -255,7 +259,11 @@ _OPTIONS = {
 }
 _COMETA_OPTIONS = {"filter_duplicate", "fallback_levels"}
 
+_Loaded = tuple[Dataset, "Dataset | None", str]  # queries, dictionary, dictionary_note
+
 MESH_DICTIONARY = "synonym_sources/mesh_descriptors_2020_id_label_synonyms.tsv.gz"
+MESH_NOTE = ("MeSH 2020 descriptors (approximate; not the CTD chemical dictionary: "
+             "no supplementary C... records)")
 
 
 def _dictionary_from_path(path: PathLike, lowercase: bool = True) -> Dataset:
@@ -283,9 +291,11 @@ def load_mesh_dictionary(path: PathLike, lowercase: bool = True) -> Dataset:
     return make_dictionary(pairs, description=f"MeSH descriptors from {path}")
 
 
-def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> _Loaded:
     from sapbert_st.data.biosyn import (
-        load_biosyn_dictionary, load_biosyn_json_queries, load_biosyn_split,
+        load_biosyn_dictionary,
+        load_biosyn_json_queries,
+        load_biosyn_split,
     )
 
     folder = root / name
@@ -299,51 +309,40 @@ def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> Link
             f"{folder}: expected processed_{split}/ (BioSyn processed layout) or data.json"
             f"{layout_hint(folder)}")
     if dictionary_path is not None:
-        return LinkingBenchmark(name, split, queries, _dictionary_from_path(dictionary_path),
-                                f"user dictionary {dictionary_path}", options)
+        return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
     dict_file = folder / f"{split}_dictionary.txt"
     if dict_file.is_file():
         source = "MEDIC" if "disease" in name else "CTD chemicals"
-        return LinkingBenchmark(name, split, queries, load_biosyn_dictionary(dict_file),
-                                f"BioSyn {dict_file.name} ({source})", options)
+        return queries, load_biosyn_dictionary(dict_file), f"BioSyn {dict_file.name} ({source})"
     mesh = root / MESH_DICTIONARY
     if name == "bc5cdr-chemical" and mesh.is_file():
-        return LinkingBenchmark(
-            name, split, queries, load_mesh_dictionary(mesh),
-            "MeSH 2020 descriptors (approximate; not the CTD chemical dictionary: "
-            "no supplementary C... records)", options)
+        return queries, load_mesh_dictionary(mesh), MESH_NOTE
     raise FileNotFoundError(f"{dict_file}: dictionary not found; pass dictionary_path")
 
 
-def _medmentions(root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+def _medmentions(root: Path, split: str, dictionary_path, options) -> _Loaded:
     from sapbert_st.data.medmentions import load_medmentions
 
     queries = load_medmentions(root / "medmentions", splits=[split], **options)[split]
     if dictionary_path is None:
-        return LinkingBenchmark("medmentions", split, queries, None,
-                                "needs UMLS: pass dictionary_path (CUI||name lines, UMLS 2017AA)",
-                                options)
-    return LinkingBenchmark("medmentions", split, queries, _dictionary_from_path(dictionary_path),
-                            f"user dictionary {dictionary_path}", options)
+        return queries, None, "needs UMLS: pass dictionary_path (CUI||name lines, UMLS 2017AA)"
+    return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
 
 
-def _askapatient(root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+def _askapatient(root: Path, split: str, dictionary_path, options) -> _Loaded:
     from sapbert_st.data.askapatient import load_askapatient_dictionary, load_askapatient_fold
 
     folder = root / "askapatient"
-    options = {"fold": 0, **options}
     encodings = {"encodings": options["encodings"]} if "encodings" in options else {}
     queries = load_askapatient_fold(folder, options["fold"], **encodings)[split]
     if dictionary_path is not None:
-        return LinkingBenchmark("askapatient", split, queries,
-                                _dictionary_from_path(dictionary_path),
-                                f"user dictionary {dictionary_path}", options)
-    return LinkingBenchmark(
-        "askapatient", split, queries, load_askapatient_dictionary(folder, **encodings),
-        "AskAPatient concept names of all folds (distinct conceptID/name pairs)", options)
+        return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
+    dictionary = load_askapatient_dictionary(folder, **encodings)
+    note = "AskAPatient concept names of all folds (distinct conceptID/name pairs)"
+    return queries, dictionary, note
 
 
-def _cometa(name: str, root: Path, split: str, dictionary_path, options) -> LinkingBenchmark:
+def _cometa(name: str, root: Path, split: str, dictionary_path, options) -> _Loaded:
     from sapbert_st.data.cometa import load_cometa, load_cometa_fallback_dictionary
 
     scheme = name.removeprefix("cometa-").replace("-", "_")
@@ -351,11 +350,10 @@ def _cometa(name: str, root: Path, split: str, dictionary_path, options) -> Link
     fallback_levels = options.pop("fallback_levels", ("general", "specific"))
     queries = load_cometa(folder, scheme, splits=[split], **options)[split]
     if dictionary_path is not None:
-        return LinkingBenchmark(name, split, queries, _dictionary_from_path(dictionary_path),
-                                f"user SNOMED dictionary {dictionary_path}", options)
+        note = f"user SNOMED dictionary {dictionary_path}"
+        return queries, _dictionary_from_path(dictionary_path), note
     dictionary = load_cometa_fallback_dictionary(folder, levels=fallback_levels)
-    return LinkingBenchmark(name, split, queries, dictionary, dictionary.info.description,
-                            options)
+    return queries, dictionary, dictionary.info.description
 
 
 def load_benchmark(
@@ -412,13 +410,17 @@ def load_benchmark(
         raise FileNotFoundError(f"{root}: data_dir is not a directory")
     if dictionary_path is not None and not Path(dictionary_path).is_file():
         raise FileNotFoundError(f"{dictionary_path}: dictionary_path not found")
+    if name == "askapatient":
+        options = {"fold": 0, **options}
     if name in ("ncbi-disease", "bc5cdr-disease", "bc5cdr-chemical"):
-        bench = _biosyn(name, root, split, dictionary_path, dict(options))
+        loaded = _biosyn(name, root, split, dictionary_path, dict(options))
     elif name == "medmentions":
-        bench = _medmentions(root, split, dictionary_path, dict(options))
+        loaded = _medmentions(root, split, dictionary_path, dict(options))
     elif name == "askapatient":
-        bench = _askapatient(root, split, dictionary_path, dict(options))
+        loaded = _askapatient(root, split, dictionary_path, dict(options))
     else:
-        bench = _cometa(name, root, split, dictionary_path, dict(options))
+        loaded = _cometa(name, root, split, dictionary_path, dict(options))
+    queries, dictionary, note = loaded
+    bench = LinkingBenchmark(name, queries, dictionary, note, split=split, options=dict(options))
     logger.info("%s", bench)
     return bench

@@ -45,7 +45,12 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from sapbert_st.data.benchmarks import (
-    QueryCollector, is_cuiless, layout_hint, looks_like, looks_like_header, make_dictionary,
+    QueryCollector,
+    is_cuiless,
+    layout_hint,
+    looks_like,
+    looks_like_header,
+    make_dictionary,
 )
 from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines, require_nonempty
 

@@ -94,10 +94,9 @@ def build_finetune_pairs(
                     desc="fine-tuning pairs", disable=not resolve_show_progress_bar(
                         show_progress_bar, logger))
     for mention, cuis in progress:
-        if len(cuis) != 1 or "|" in mention:
-            if filter_composite:
-                composite += 1
-                continue
+        if filter_composite and (len(cuis) != 1 or "|" in mention):
+            composite += 1
+            continue
         names = [(cui, name) for cui in cuis for name in names_of.get(cui, [])]
         if not names:
             unmatched += 1

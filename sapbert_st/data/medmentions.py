@@ -183,7 +183,8 @@ def load_medmentions_pubtator(
         logger.warning("%s: %d PMIDs of the split lists have no document in the corpus",
                        path, absent)
     return DatasetDict({
-        s: c.to_dataset(filter_duplicate=filter_duplicate, description=f"MedMentions {s} queries from {path}")
+        s: c.to_dataset(filter_duplicate=filter_duplicate,
+                        description=f"MedMentions {s} queries from {path}")
         for s, c in collectors.items()
     })
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sapbert_st.data.askapatient import (
-    fold_file_name, iter_askapatient_folds, load_askapatient_dictionary, load_askapatient_file,
+    fold_file_name,
+    iter_askapatient_folds,
+    load_askapatient_dictionary,
+    load_askapatient_file,
     load_askapatient_fold,
 )
 from sapbert_st.data.reading import DataFormatError

@@ -7,7 +7,11 @@ import shutil
 import pytest
 
 from sapbert_st.data.benchmarks import (
-    BENCHMARK_NAMES, describe_line, guess_layout, load_benchmark, split_gold,
+    BENCHMARK_NAMES,
+    describe_line,
+    guess_layout,
+    load_benchmark,
+    split_gold,
 )
 
 

@@ -9,7 +9,10 @@ import pytest
 from datasets import Value
 
 from sapbert_st.data.biosyn import (
-    load_biosyn_dictionary, load_biosyn_json_queries, load_biosyn_queries, load_biosyn_split,
+    load_biosyn_dictionary,
+    load_biosyn_json_queries,
+    load_biosyn_queries,
+    load_biosyn_split,
 )
 from sapbert_st.data.reading import DataFormatError
 

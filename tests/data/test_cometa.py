@@ -7,8 +7,12 @@ import gzip
 import pytest
 
 from sapbert_st.data.cometa import (
-    COMETA_HEADER, FALLBACK_NOTE, load_cometa, load_cometa_dictionary,
-    load_cometa_fallback_dictionary, load_cometa_split,
+    COMETA_HEADER,
+    FALLBACK_NOTE,
+    load_cometa,
+    load_cometa_dictionary,
+    load_cometa_fallback_dictionary,
+    load_cometa_split,
 )
 from sapbert_st.data.reading import DataFormatError
 

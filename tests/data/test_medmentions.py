@@ -8,7 +8,10 @@ import logging
 import pytest
 
 from sapbert_st.data.medmentions import (
-    PMID_LIST_FILES, load_medmentions, load_medmentions_processed, load_medmentions_pubtator,
+    PMID_LIST_FILES,
+    load_medmentions,
+    load_medmentions_processed,
+    load_medmentions_pubtator,
     load_pmid_list,
 )
 from sapbert_st.data.reading import DataFormatError
