@@ -190,7 +190,7 @@ def _adapter_filter(auto_model: torch.nn.Module):
 
 def count_parameters(model: torch.nn.Module) -> ParameterReport:
     """Count trainable, total and adapter parameters of a SentenceTransformer or HF model."""
-    is_adapter = lambda name: False  # noqa: E731
+    is_adapter = lambda name: False
     prefix = ""
     if isinstance(model, SentenceTransformer) and len(model) and hasattr(model[0], "auto_model"):
         is_adapter = _adapter_filter(model[0].auto_model)
@@ -222,7 +222,7 @@ class AdapterTransformer(Transformer):
         **kwargs: Passed to ``Transformer``.
     """
 
-    config_keys: list[str] = [*Transformer.config_keys, "adapter_name"]
+    config_keys: list[str] = [*Transformer.config_keys, "adapter_name"]  # noqa: RUF012 (as ST)
 
     def __init__(self, model_name_or_path: str, *, adapter_name: str | None = None, **kwargs: Any):
         super().__init__(model_name_or_path, **kwargs)

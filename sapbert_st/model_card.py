@@ -166,7 +166,7 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
                 self.loss_name = type(loss).__name__
                 try:
                     self.loss_config = dict(loss.get_config_dict())
-                except Exception:  # a loss whose config fails must not break saving
+                except Exception:  # noqa: BLE001 - a loss whose config fails must not break saving
                     self.loss_config = {}
                 break
 
@@ -270,10 +270,10 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
 
     def render_sapbert_section(self) -> str:
         lines = ["## SapBERT", "",
-                 "A [SapBERT](https://aclanthology.org/2021.naacl-main.334) model: synonym names "
-                 "of the same concept are pulled together with online hard-pair mining and the "
-                 "Multi-Similarity loss; a name is represented by its [CLS] embedding, and "
-                 "entity linking is nearest-neighbour search over a dictionary of concept names.",
+                 ("A [SapBERT](https://aclanthology.org/2021.naacl-main.334) model: synonym names "
+                  "of the same concept are pulled together with online hard-pair mining and the "
+                  "Multi-Similarity loss; a name is represented by its [CLS] embedding, and "
+                  "entity linking is nearest-neighbour search over a dictionary of concept names."),
                  "", "### Training recipe", "", "| | |", "|:--|:--|"]
         lines += [f"| {key} | {_cell(value)} |" for key, value in self.recipe().items()]
         results = self.linking_results()

@@ -151,7 +151,10 @@ def _pairs_dataset():
 @pytest.mark.adapters
 @requires_adapters
 def test_trainer_updates_only_adapter_weights(tiny_model, tmp_path, mining):
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     from sapbert_st.adapters import add_sapbert_adapter
     from sapbert_st.losses import OnlineMiningMSLoss
@@ -228,7 +231,7 @@ def test_self_contained_checkpoint_round_trip(tiny_model, tmp_path):
     assert json.loads((folder / "sentence_bert_config.json").read_text())["adapter_name"] == "sapbert"
     assert "adapters" not in json.loads((folder / "config.json").read_text())
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
-        assert not [k for k in f.keys() if "adapter" in k]  # base weights only
+        assert not [k for k in f.keys() if "adapter" in k]  # noqa: SIM118 - base weights only
     assert (folder / "adapters" / "sapbert" / "adapter_config.json").is_file()
     assert (folder / "adapters" / "sapbert" / "adapter.safetensors").is_file()
 
@@ -252,9 +255,7 @@ def test_self_contained_checkpoint_round_trip(tiny_model, tmp_path):
 @requires_adapters
 def test_adapter_only_artifact_loads_onto_its_base(tiny_model, tiny_bert_path, tmp_path):
     from sapbert_st import load_sapbert
-    from sapbert_st.adapters import load_adapter, save_adapter
-
-    from sapbert_st.adapters import add_sapbert_adapter
+    from sapbert_st.adapters import add_sapbert_adapter, load_adapter, save_adapter
 
     add_sapbert_adapter(tiny_model, "1%")
     _perturb_adapter(tiny_model)

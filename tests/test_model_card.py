@@ -76,7 +76,10 @@ def test_card_snippet_runs_and_links(tiny_model, tmp_path):
 
 def test_trainer_run_fills_recipe_and_metrics(tiny_model, tmp_path):
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     from sapbert_st.evaluation.entity_linking import EntityLinkingEvaluator
     from sapbert_st.losses import OnlineMiningMSLoss
