@@ -233,10 +233,15 @@ class ConceptSynonyms:
 
     def names_of(self, cui: str) -> list[str]:
         """The current names of the concept ``cui`` belongs to (empty list if unknown)."""
-        s = self._slot_of_id.get(cui)
-        if s is None and self.id_map is not None:
-            s = self._slot_of_id.get(self.id_map.get(cui, cui))
-        return [] if s is None else list(self._names[self._find(s)])
+        ids = cui.split(self.split_ids) if self.split_ids is not None and self.split_ids in cui else [cui]
+        for i in ids:
+            i = i.strip()
+            s = self._slot_of_id.get(i)
+            if s is None and self.id_map is not None:
+                s = self._slot_of_id.get(self.id_map.get(i, i))
+            if s is not None:
+                return list(self._names[self._find(s)])
+        return []
 
     def extend_names(self, cui: str, names: Iterable[str]) -> int:
         """Add already-normalised ``names`` to the concept of ``cui`` (created if new).

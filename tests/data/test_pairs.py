@@ -111,7 +111,8 @@ def test_multi_id_cuis_bridge_concepts():
     store = ConceptSynonyms()
     store.add_records([("MESH:C1", "a"), ("OMIM:9", "b"), ("MESH:C1|OMIM:9", "c"), ("MESH:D5", "e")])
     assert store.num_concepts == 2 and store.num_merges == 1
-    assert sorted(store.names_of("OMIM:9")) == ["a", "b", "c"]
+    assert sorted(store.names_of("OMIM:9")) == ["a", "b", "c"] == sorted(store.names_of("MESH:C1|OMIM:9"))
+    assert store.names_of("MESH:D404") == []
     concepts = list(store.concepts())
     assert [(label, cui) for label, cui, _ in concepts] == [(0, "MESH:C1"), (1, "MESH:D5")]
     plain = ConceptSynonyms(split_ids=None)
