@@ -66,6 +66,16 @@ def iter_records(source: RecordSource, batch_size: int = 10_000) -> Iterator[tup
         yield from source
 
 
+def _find_root(parent, x):
+    """Union-find root of ``x`` in ``parent`` (a dict or a list), compressing the path."""
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        parent[x], x = root, parent[x]
+    return root
+
+
 def concept_id_map(equivalences: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Turn id equivalences (e.g. OBO xrefs) into a map from every id to one representative.
 
@@ -76,12 +86,7 @@ def concept_id_map(equivalences: Iterable[tuple[str, str]]) -> dict[str, str]:
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
+        return _find_root(parent, x)
 
     for a, b in equivalences:
         for x in (a, b):
@@ -142,13 +147,7 @@ class ConceptSynonyms:
 
     # -- building -------------------------------------------------------------------------
     def _find(self, slot: int) -> int:
-        parent = self._parent
-        root = slot
-        while parent[root] != root:
-            root = parent[root]
-        while parent[slot] != root:
-            parent[slot], slot = root, parent[slot]
-        return root
+        return _find_root(self._parent, slot)
 
     def _new_slot(self, cui: str) -> int:
         slot = len(self._names)
