@@ -413,6 +413,7 @@ class DictionaryIndex:
         nprobe: int = 32,
         ef_search: int = 128,
         rerank: bool = True,
+        rerank_factor: int = 10,
         chunk_size: int = 262144,
         show_progress_bar: bool | None = None,
         config: dict[str, Any] | None = None,
@@ -421,8 +422,10 @@ class DictionaryIndex:
         """Index precomputed embeddings (float32/float16 array or memmap), streamed in chunks.
 
         With ``similarity="cosine"`` the embeddings must already be L2-normalized.
-        ``rerank=False`` frees the stored embeddings of approximate indexes (search
-        then returns faiss's approximate scores).
+        Approximate indexes fetch ``rerank_factor * k`` candidates and re-score them
+        exactly from the stored embeddings; ``rerank=False`` drops the stored embeddings
+        (search then returns faiss's approximate scores). ``config["max_norm"]`` may carry
+        the largest row norm to save a pass over huge memmaps.
         """
         from tqdm.auto import tqdm
 
@@ -435,7 +438,9 @@ class DictionaryIndex:
                              f"{embeddings.ndim}-d {embeddings.dtype}")
         n, dim = embeddings.shape
         config = dict(config or {})
-        config.update(dtype=str(embeddings.dtype), max_norm=cls._max_norm(embeddings, chunk_size))
+        config["dtype"] = str(embeddings.dtype)
+        if config.get("max_norm") is None:  # largest row norm, for the exactness bound
+            config["max_norm"] = cls._max_norm(embeddings, chunk_size)
         faiss_index = None
         if index_type != "flat":
             faiss = import_faiss()
@@ -459,7 +464,8 @@ class DictionaryIndex:
                 bar.update(len(block))
             bar.close()
             cls._set_search_params(faiss_index, nprobe, ef_search)
-            config.update(factory=factory, nprobe=nprobe, ef_search=ef_search, rerank=rerank)
+            config.update(factory=factory, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
+                          rerank_factor=rerank_factor, train_size=train_size)
         return cls(embeddings if (index_type == "flat" or rerank) else None, name_array,
                    id_array, model=model, similarity=similarity, index_type=index_type,
                    faiss_index=faiss_index, config=config)
@@ -734,7 +740,8 @@ class DictionaryIndex:
     # approximate -----------------------------------------------------------
 
     def _approximate_rows(self, queries: np.ndarray, k: int, kk: int | None = None):
-        factor = 10 if (self.embeddings is not None and self.config.get("rerank", True)) else 1
+        rerank = self.embeddings is not None and self.config.get("rerank", True)
+        factor = int(self.config.get("rerank_factor", 10)) if rerank else 1
         kk = min(len(self), kk or max(k * factor, k))
         index = self._search_index()
         hnsw = getattr(self.faiss_index, "hnsw", None)
@@ -742,7 +749,7 @@ class DictionaryIndex:
             hnsw.efSearch = kk
         d, i = index.search(queries, kk)
         i = i.astype(np.int64)
-        if self.embeddings is not None and self.config.get("rerank", True):
+        if rerank:
             scores = self._exact_scores(queries, i)
         else:
             scores = np.where(i < 0, -np.inf, d.astype(np.float64))
