@@ -17,8 +17,20 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_SEQ_LENGTH = 25
 
 
+_ADAPTER_MODULE = "sapbert_st.adapters.AdapterTransformer"
+
+
 def _has_sentence_transformers_layout(name_or_path: str) -> bool:
     return Path(name_or_path, "modules.json").is_file()
+
+
+def _module_types(name_or_path: str) -> list[str]:
+    path = Path(name_or_path, "modules.json")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        return [str(entry["type"]) for entry in entries]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: expected a JSON list of {{'type': ...}} entries ({exc})") from exc
 
 
 def pooling_modes(model: SentenceTransformer) -> list[str]:
@@ -43,7 +55,7 @@ def load_sapbert(
 
     SapBERT represents a name by the last hidden state of [CLS] (paper section 2), with
     no normalization layer; linking compares embeddings by inner product as the
-    reference code does. Plain ``SentenceTransformer(path)`` on a plain Hugging Face
+    reference code does, so ``model.similarity`` is set to ``"dot"``. Plain ``SentenceTransformer(path)`` on a plain Hugging Face
     folder (how ``cambridgeltl/SapBERT-from-PubMedBERT-fulltext`` is published) silently
     adds *mean* pooling; this function never does.
 
@@ -52,6 +64,9 @@ def load_sapbert(
     - A sentence-transformers folder (``modules.json``) is loaded as saved. If its pooling
       is not ``cls`` (e.g. all-MiniLM-L6-v2 uses mean pooling and a Normalize layer),
       its encoder is kept and the head is replaced by [CLS] pooling, with a warning.
+      A folder that names code outside sentence-transformers in ``modules.json`` is
+      refused unless ``trust_remote_code=True``; adapter checkpoints saved by
+      :mod:`sapbert_st.adapters` load through :func:`~sapbert_st.adapters.load_adapter_checkpoint`.
 
     The result uses only sentence-transformers' own modules, so ``model.save(path)``
     gives a folder that plain ``SentenceTransformer(path)`` loads with [CLS] pooling.
@@ -79,6 +94,17 @@ def load_sapbert(
     model_kwargs.setdefault("use_safetensors", None)  # safetensors when present, .bin otherwise
 
     if _has_sentence_transformers_layout(name):
+        types = _module_types(name)
+        if _ADAPTER_MODULE in types:
+            from sapbert_st.adapters import load_adapter_checkpoint
+
+            return load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
+        foreign = [t for t in types if not t.startswith("sentence_transformers.")]
+        if foreign and not trust_remote_code:
+            raise ValueError(
+                f"{name}/modules.json names code outside sentence-transformers ({', '.join(foreign)}); "
+                f"pass trust_remote_code=True only if you trust it"
+            )
         model = SentenceTransformer(
             name, device=device, trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs, **kwargs,
@@ -97,7 +123,7 @@ def load_sapbert(
                 )
             model = SentenceTransformer(
                 modules=[transformer, Pooling(transformer.get_embedding_dimension(), "cls")],
-                device=device,
+                device=device, similarity_fn_name="dot",
             )
     else:
         _check_plain_checkpoint(name)
@@ -108,7 +134,9 @@ def load_sapbert(
             config_kwargs={"trust_remote_code": trust_remote_code},
         )
         pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="cls")
-        model = SentenceTransformer(modules=[transformer, pooling], device=device, **kwargs)
+        model = SentenceTransformer(
+            modules=[transformer, pooling], device=device, similarity_fn_name="dot", **kwargs
+        )
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model

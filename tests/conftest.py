@@ -44,7 +44,8 @@ def tiny_vocab() -> list[str]:
             + ["##" + c for c in string.ascii_lowercase + string.digits] + _WORDS)
 
 
-def build_tiny_bert(folder: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+def build_tiny_bert(folder: Path, seed: int = 0, hidden_size: int = 32, init_range: float = 0.3,
+                    dropout: float = 0.1) -> Path:
     """Write a plain Hugging Face BERT folder (config, safetensors weights, vocab)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -54,7 +55,8 @@ def build_tiny_bert(folder: Path, seed: int = 0, hidden_size: int = 32) -> Path:
     tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
     config = BertConfig(
         vocab_size=len(tiny_vocab()), hidden_size=hidden_size, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64,
+        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64, initializer_range=init_range,
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     model = BertModel(config)

@@ -39,6 +39,7 @@ def test_plain_hf_folder_gets_cls_pooling_and_25_tokens(tiny_bert_path):
     assert pooling_modes(model) == ["cls"]
     assert model.max_seq_length == 25
     assert not any(isinstance(m, Normalize) for m in model)
+    assert model.similarity_fn_name == "dot"  # the reference links by inner product
 
 
 def test_plain_sentence_transformer_would_pick_mean_pooling(tiny_bert_path):
@@ -114,3 +115,13 @@ def test_corrupt_config_names_the_file(tiny_bert_copy):
     (tiny_bert_copy / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json: not valid JSON"):
         load_sapbert(tiny_bert_copy)
+
+
+def test_foreign_module_code_is_refused_without_trust_remote_code(tiny_bert_path, tmp_path):
+    folder = tmp_path / "st"
+    load_sapbert(tiny_bert_path, device="cpu").save(str(folder))
+    entries = json.loads((folder / "modules.json").read_text())
+    entries[1]["type"] = "evil_package.Pooling"
+    (folder / "modules.json").write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match="evil_package.Pooling.*trust_remote_code"):
+        load_sapbert(folder)
