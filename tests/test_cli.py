@@ -1,0 +1,379 @@
+"""The ``sapbert-st`` command line, run in-process through ``main([...])``."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sapbert_st.cli import INDEX_META, load_pair_sources, main
+
+# 12 concepts, 3 names each: enough for pairs, an index and a handful of mentions.
+CONCEPTS = {
+    f"HP:{i:07d}": names for i, names in enumerate([
+        ("seizure", "fits", "epileptic seizure"),
+        ("hypertension", "high blood pressure", "raised blood pressure"),
+        ("myocardial infarction", "heart attack", "cardiac infarction"),
+        ("short stature", "small stature", "decreased body height"),
+        ("hearing impairment", "hearing loss", "deafness"),
+        ("fever", "pyrexia", "elevated temperature"),
+        ("headache", "cephalgia", "head pain"),
+        ("anemia", "anaemia", "low hemoglobin"),
+        ("obesity", "adiposity", "increased body weight"),
+        ("cough", "coughing", "tussis"),
+        ("rash", "skin eruption", "exanthem"),
+        ("nausea", "queasiness", "feeling sick"),
+    ], start=1)
+}
+
+
+def write_obo(path: Path, concepts: dict[str, tuple[str, ...]] = CONCEPTS) -> Path:
+    lines = ["format-version: 1.2", "ontology: test", ""]
+    for cui, (name, *synonyms) in concepts.items():
+        lines += ["[Term]", f"id: {cui}", f"name: {name}"]
+        lines += [f'synonym: "{s}" EXACT []' for s in synonyms]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_dictionary(path: Path, concepts: dict[str, tuple[str, ...]] = CONCEPTS) -> Path:
+    path.write_text("".join(f"{cui}||{name}\n" for cui, names in concepts.items()
+                            for name in names), encoding="utf-8")
+    return path
+
+
+def run(argv, capsys, stdin: str | None = None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def parse_tsv(text: str) -> list[dict]:
+    lines = text.strip("\n").split("\n")
+    assert lines[0] == "mention\trank\tcui\tname\tscore"
+    rows = []
+    for line in lines[1:]:
+        mention, rank, cui, name, score = line.split("\t")
+        rows.append({"mention": mention, "rank": int(rank), "cui": cui, "name": name,
+                     "score": float(score)})
+    return rows
+
+
+# -- help -------------------------------------------------------------------------------------
+def test_help_in_a_real_subprocess():
+    result = subprocess.run([sys.executable, "-m", "sapbert_st.cli", "--help"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for command in ("quickstart", "train", "evaluate", "index", "link"):
+        assert command in result.stdout
+    assert "sapbert-st quickstart" in result.stdout
+
+
+@pytest.mark.parametrize("command, words", [
+    ("train", ["--pairs-from", "umls:MRCONSO.RRF", "benchmark:", "examples:"]),
+    ("evaluate", ["--benchmark", "ncbi-disease", "--limit", "examples:"]),
+    ("index", ["--kind", "ivfpq", "--fp16", "examples:"]),
+    ("link", ["--input", "--format", "stdin", "examples:"]),
+    ("quickstart", ["--output", "--steps", "held", "examples:"]),
+])
+def test_command_help_explains_arguments(command, words, capsys):
+    code, out, _ = run([command, "--help"], capsys)
+    assert code == 0
+    for word in words:
+        assert word in out, (command, word)
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    code, out, _ = run([], capsys)
+    assert code == 2
+    assert "quickstart" in out
+
+
+# -- train ------------------------------------------------------------------------------------
+def test_train_saves_a_cls_model_that_reloads(tiny_bert_path, tmp_path, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.model import pooling_modes
+
+    obo = write_obo(tmp_path / "tiny.obo")
+    out = tmp_path / "model"
+    base = load_sapbert(tiny_bert_path, device="cpu")
+    code, stdout, err = run(["train", "--pairs-from", f"obo:{obo}", "--model", tiny_bert_path,
+                             "--output", out, "--steps", 2, "--batch-size", 8, "--device", "cpu",
+                             "-q"], capsys)
+    assert code == 0, err
+    assert str(out) in stdout
+    plain = SentenceTransformer(str(out), device="cpu")
+    assert pooling_modes(plain) == ["cls"]
+    assert plain.max_seq_length == 25
+    trained = plain.encode(["heart attack"])
+    assert not np.allclose(trained, base.encode(["heart attack"])), "training changed nothing"
+    assert np.allclose(load_sapbert(out, device="cpu").encode(["heart attack"]), trained, atol=1e-5)
+    assert "SapBERT" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_pair_sources_combine_ontology_and_benchmark(tmp_path, data_dir):
+    import argparse
+
+    obo = write_obo(tmp_path / "tiny.obo")
+    args = argparse.Namespace(data_dir=data_dir, max_pairs_per_concept=50, seed=42)
+    pairs, description = load_pair_sources([f"obo:{obo}", "benchmark:ncbi-disease"], args)
+    assert description == f"obo:{obo}, benchmark:ncbi-disease"
+    ontology = [row for row in pairs if row["cui"].startswith("HP:")]
+    ncbi = [row for row in pairs if not row["cui"].startswith("HP:")]
+    assert len(ontology) == 12 * 3  # 3 pairs per 3-name concept
+    assert ncbi, "no fine-tuning pairs from the NCBI train split"
+    # labels: one per concept, and the two sources never share one
+    assert len({r["label"] for r in ontology}) == 12
+    assert not {r["label"] for r in ontology} & {r["label"] for r in ncbi}
+    by_label: dict[int, set[str]] = {}
+    for row in pairs:
+        by_label.setdefault(row["label"], set()).add(row["cui"])
+    assert all(len(cuis) == 1 for cuis in by_label.values())
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("foo:bar.txt", ["--pairs-from", "'foo:bar.txt'", "umls:"]),
+    ("medic", ["--pairs-from", "SOURCE:PATH"]),
+    ("obo:/no/such/file.obo", ["--pairs-from", "file not found", "/no/such/file.obo"]),
+    ("benchmark:ncbi-disease", ["--pairs-from", "--data-dir"]),
+    ("benchmark:no-such-benchmark", ["unknown benchmark", "no-such-benchmark", "ncbi-disease"]),
+    ("umls:a,b,c", ["--pairs-from", "MRCONSO.RRF,MRREL.RRF"]),
+])
+def test_train_bad_source_is_one_clear_line(spec, words, tiny_bert_path, tmp_path, capsys):
+    code, out, err = run(["train", "--pairs-from", spec, "--model", tiny_bert_path,
+                          "--output", tmp_path / "m", "-q"], capsys)
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sapbert-st train: error:")
+    assert "Traceback" not in err
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_malformed_source_file_names_file_and_line(tiny_bert_path, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("D000001||fever\nthis line has no separator\n", encoding="utf-8")
+    code, _, err = run(["train", "--pairs-from", f"medic:{bad}", "--model", tiny_bert_path,
+                        "--output", tmp_path / "m", "-q"], capsys)
+    assert code == 2
+    assert f"{bad}:2:" in err and "Traceback" not in err
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def test_evaluate_matches_the_evaluator(tiny_bert_path, data_dir, tmp_path, capsys):
+    from sapbert_st import load_sapbert
+    from sapbert_st.data.benchmarks import load_benchmark
+    from sapbert_st.data.biosyn import load_biosyn_dictionary
+    from sapbert_st.evaluation import EntityLinkingEvaluator
+
+    # a small dictionary: the gold names of the first 50 queries plus distractors
+    bench = load_benchmark("ncbi-disease", data_dir)
+    gold_ids = {c for cuis in bench.queries.select(range(50))["cuis"] for c in cuis}
+    full = bench.dictionary
+    keep = [i for i, c in enumerate(full["cui"]) if set(c.split("|")) & gold_ids][:400]
+    keep += list(range(0, len(full), 97))[:300]
+    small = tmp_path / "small_dictionary.txt"
+    small.write_text("".join(f"{full[i]['cui']}||{full[i]['name']}\n" for i in sorted(set(keep))),
+                     encoding="utf-8")
+    results = tmp_path / "out" / "results.json"
+    code, out, err = run(["evaluate", "--model", tiny_bert_path, "--benchmark", "ncbi-disease",
+                          "--data-dir", data_dir, "--dictionary", small, "--limit", 50,
+                          "--output", results, "--device", "cpu"], capsys)
+    assert code == 0, err
+    payload = json.loads(results.read_text(encoding="utf-8"))
+    r = payload["results"]["ncbi-disease"]
+    assert r["queries"] == 50 and r["dictionary_size"] == len(set(keep))
+    assert str(small) in r["dictionary_note"]
+    assert 0 <= r["acc@1"] <= r["acc@5"] <= 1
+    expected = EntityLinkingEvaluator(bench.queries.select(range(50)),
+                                      dictionary_names=load_biosyn_dictionary(small),
+                                      write_csv=False).compute_metrics(
+        load_sapbert(tiny_bert_path, device="cpu"))
+    assert r["acc@1"] == pytest.approx(expected["acc@1"])
+    assert r["acc@5"] == pytest.approx(expected["acc@5"])
+    # the terminal table: header, rule, one row naming the benchmark and its dictionary
+    table = out.strip().splitlines()
+    assert table[0].split()[:4] == ["benchmark", "queries", "acc@1", "acc@5"]
+    assert table[2].startswith("ncbi-disease") and f"{r['acc@1']:.4f}" in table[2]
+
+
+@pytest.mark.slow
+def test_evaluate_default_dictionary(tiny_bert_path, data_dir, capsys):
+    code, out, err = run(["evaluate", "--model", tiny_bert_path, "--benchmark", "ncbi-disease",
+                          "--data-dir", data_dir, "--limit", 20, "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    assert "test_dictionary.txt" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--benchmark", "ncbi-diseases"], ["--benchmark", "'ncbi-diseases'", "ncbi-disease,"]),
+    (["--benchmark", "ncbi-disease", "--dictionary", "/no/such.txt"],
+     ["--dictionary", "/no/such.txt"]),
+    (["--benchmark", "ncbi-disease", "--limit", "0"], ["--limit"]),
+])
+def test_evaluate_errors(argv, words, tiny_bert_path, data_dir, capsys):
+    code, _, err = run(["evaluate", "--model", tiny_bert_path, "--data-dir", data_dir, *argv],
+                       capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sapbert-st evaluate: error:")
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_evaluate_missing_data_dir(tiny_bert_path, tmp_path, capsys):
+    code, _, err = run(["evaluate", "--model", tiny_bert_path, "--benchmark", "ncbi-disease",
+                        "--data-dir", tmp_path / "nowhere"], capsys)
+    assert code == 2 and "--data-dir" in err and "nowhere" in err
+
+
+# -- index + link -----------------------------------------------------------------------------
+@pytest.fixture
+def built_index(tiny_bert_path, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    folder = tmp_path / "index"
+    code, out, err = run(["index", "--model", tiny_bert_path, "--dictionary", dictionary,
+                          "--output", folder, "--similarity", "cosine", "--device", "cpu", "-q"],
+                         capsys)
+    assert code == 0, err
+    return folder
+
+
+def test_index_then_link_tsv_and_json(built_index, tiny_bert_path, capsys):
+    from sapbert_st import load_sapbert
+    from sapbert_st.linking import DictionaryIndex
+
+    meta = json.loads((built_index / INDEX_META).read_text(encoding="utf-8"))
+    assert Path(meta["model"]) == Path(tiny_bert_path).resolve()
+    mentions = ["heart attack", "fits", "something else entirely"]
+    code, out, err = run(["link", "--index", built_index, "-k", 3, *mentions], capsys)
+    assert code == 0, err
+    rows = parse_tsv(out)
+    assert [r["mention"] for r in rows] == [m for m in mentions for _ in range(3)]
+    assert [r["rank"] for r in rows] == [1, 2, 3] * 3
+    # an exact dictionary name is its own nearest neighbour under cosine
+    assert rows[0]["cui"] == "HP:0000003" and rows[0]["name"] == "heart attack"
+    assert rows[3]["cui"] == "HP:0000001" and rows[3]["name"] == "fits"
+    for m in mentions:
+        mine = [r for r in rows if r["mention"] == m]
+        assert len({r["cui"] for r in mine}) == 3  # distinct concepts
+        assert all(a["score"] >= b["score"] for a, b in zip(mine, mine[1:]))
+    # the same as searching the index from Python
+    index = DictionaryIndex.load(built_index, model=load_sapbert(tiny_bert_path, device="cpu"))
+    expected = index.search(mentions, k=3)
+    assert [r["cui"] for r in rows] == [h["cui"] for found in expected for h in found]
+
+    code, out, err = run(["link", "--index", built_index, "-k", 3, "--format", "json",
+                          *mentions], capsys)
+    assert code == 0, err
+    records = json.loads(out)
+    assert [r["mention"] for r in records] == mentions
+    assert [c["cui"] for r in records for c in r["candidates"]] == [r["cui"] for r in rows]
+    assert [c["score"] for r in records for c in r["candidates"]] == pytest.approx(
+        [r["score"] for r in rows], abs=1e-4)
+
+    code, out, _ = run(["link", "--index", built_index, "-k", 1, "--format", "jsonl", *mentions],
+                       capsys)
+    assert code == 0
+    assert [json.loads(line)["candidates"][0]["cui"] for line in out.splitlines()] == \
+        [r["cui"] for r in rows if r["rank"] == 1]
+
+
+def test_link_reads_stdin_and_input_file(built_index, tmp_path, capsys, monkeypatch):
+    code, out, err = run(["link", "--index", built_index, "-k", 1], capsys,
+                         stdin="fits\n\n  heart attack  \n", monkeypatch=monkeypatch)
+    assert code == 0, err
+    rows = parse_tsv(out)
+    assert [(r["mention"], r["cui"]) for r in rows] == [("fits", "HP:0000001"),
+                                                        ("heart attack", "HP:0000003")]
+    mentions = tmp_path / "mentions.txt"
+    mentions.write_text("heart attack\nfits\n", encoding="utf-8")
+    code, out, _ = run(["link", "--index", built_index, "-k", 1, "--input", mentions], capsys)
+    assert code == 0
+    assert [r["cui"] for r in parse_tsv(out)] == ["HP:0000003", "HP:0000001"]
+
+
+def test_link_without_index_builds_one(tiny_bert_path, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    code, out, err = run(["link", "--model", tiny_bert_path, "--dictionary", dictionary,
+                          "-k", 2, "--device", "cpu", "-q", "pyrexia"], capsys)
+    assert code == 0, err
+    rows = parse_tsv(out)
+    assert len(rows) == 2 and rows[0]["mention"] == "pyrexia"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["fits"], ["--index", "--model", "--dictionary"]),
+    (["--index", "/no/such/index", "fits"], ["--index", "/no/such/index"]),
+    (["--model", "MODEL", "--dictionary", "/no/dict.txt", "fits"], ["--dictionary", "/no/dict.txt"]),
+    (["--index", "INDEX", "-k", "0", "fits"], ["--top-k"]),
+    (["--index", "INDEX", "--input", "/no/mentions.txt"], ["--input", "/no/mentions.txt"]),
+])
+def test_link_errors(argv, words, built_index, tiny_bert_path, capsys):
+    argv = [str(built_index) if a == "INDEX" else str(tiny_bert_path) if a == "MODEL" else a
+            for a in argv]
+    code, _, err = run(["link", *argv], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sapbert-st link: error:"), line
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_link_empty_stdin_is_an_error(built_index, capsys, monkeypatch):
+    code, _, err = run(["link", "--index", built_index], capsys, stdin="\n \n",
+                       monkeypatch=monkeypatch)
+    assert code == 2 and "mentions: none found in stdin" in err
+
+
+def test_index_bad_dictionary_line(tiny_bert_path, tmp_path, capsys):
+    bad = tmp_path / "dict.txt"
+    bad.write_text("HP:1||fever\nHP:2 fever without separator\n", encoding="utf-8")
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", bad,
+                        "--output", tmp_path / "i"], capsys)
+    assert code == 2
+    assert f"{bad}:2:" in err and "CUI||name" in err and "Traceback" not in err
+
+
+def test_index_kinds_and_fp16(tiny_bert_path, tmp_path, capsys):
+    obo = write_obo(tmp_path / "tiny.obo")
+    folder = tmp_path / "hnsw"
+    code, out, err = run(["index", "--model", tiny_bert_path, "--dictionary", f"obo:{obo}",
+                          "--output", folder, "--kind", "hnsw", "--fp16", "--device", "cpu", "-q"],
+                         capsys)
+    assert code == 0, err
+    config = json.loads((folder / "index_config.json").read_text(encoding="utf-8"))
+    assert config["index_type"] == "hnsw" and config["config"]["dtype"] == "float16"
+    assert config["size"] == 36
+    code, out, _ = run(["link", "--index", folder, "-k", 1, "cough"], capsys)
+    assert code == 0 and parse_tsv(out)[0]["mention"] == "cough"
+
+
+# -- quickstart wiring ------------------------------------------------------------------------
+def test_quickstart_command_passes_its_arguments(monkeypatch, tmp_path, capsys):
+    import sapbert_st.quickstart as quickstart
+
+    seen = {}
+    monkeypatch.setattr(quickstart, "run_quickstart", lambda **kw: seen.update(kw) or {})
+    code, _, err = run(["quickstart", "--output", tmp_path / "qs", "--steps", 7,
+                        "--batch-size", 16, "--held-out", 5, "--seed", 3, "--lr", 1e-4], capsys)
+    assert code == 0, err
+    assert seen == {"output_dir": str(tmp_path / "qs"), "steps": 7, "batch_size": 16,
+                    "held_out": 5, "learning_rate": 1e-4, "seed": 3, "base_model": None}
+
+
+def test_quickstart_bad_argument(capsys, tmp_path):
+    code, _, err = run(["quickstart", "--output", tmp_path / "qs", "--steps", 0], capsys)
+    assert code == 2 and "steps" in err and "Traceback" not in err
