@@ -227,9 +227,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=lr, mining=not args.no_mining,
     )
     loss = OnlineMiningMultiSimilarityLoss(model, mining=not args.no_mining)
-    train_sapbert(model, pairs, output_dir=args.output, max_steps=args.steps or -1,
-                  epochs=args.epochs, batch_size=args.batch_size, loss=loss, seed=args.seed,
-                  learning_rate=lr, logging_steps=max(1, (args.steps or 500) // 10))
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer's loss logs; stdout is for results
+        train_sapbert(model, pairs, output_dir=args.output, max_steps=args.steps or -1,
+                      epochs=args.epochs, batch_size=args.batch_size, loss=loss, seed=args.seed,
+                      learning_rate=lr, logging_steps=max(1, (args.steps or 500) // 10))
     print(f"Saved the trained model to {args.output}")
     return 0
 
