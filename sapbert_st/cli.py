@@ -140,8 +140,7 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
         parts.append(store.to_pairs(args.max_pairs_per_concept, args.seed))
     offset = (max(parts[0]["label"]) + 1) if parts and len(parts[0]) else 0
     for pairs in benchmark_pairs:
-        shift = offset
-        parts.append(pairs.map(lambda row: {"label": row["label"] + shift}))
+        parts.append(pairs.map(lambda row, shift=offset: {"label": row["label"] + shift}))
         offset += max(pairs["label"]) + 1
     if not parts or sum(len(p) for p in parts) == 0:
         raise UsageError(f"--pairs-from {' '.join(specs)}: no synonym pairs (every concept has "

@@ -237,8 +237,8 @@ def run_quickstart(
             "dictionary_names": len(dict_names), "train_pairs": len(pairs),
             "train_concepts": len(set(pairs["label"]))}
     logger.info("      %d concepts with %d names. Held out %d concepts: their %d synonyms "
-                "are the test queries,\n      to be matched against the names of all %d "
-                "concepts. Training uses %d synonym pairs of the other concepts.",
+                "are the test queries,\n      each to be matched to its term name among the "
+                "names of all %d terms. Training uses %d synonym pairs of the other concepts.",
                 data["concepts"], data["names"], held_out, len(queries), len(dict_names),
                 len(pairs))
     timings["data"] = time.perf_counter() - tick
@@ -251,7 +251,7 @@ def run_quickstart(
         logger.info("\n[2/5] Measuring the base model %s ([CLS] embedding) on the held-out "
                     "synonyms", BASE_MODEL_ID if base_model is None else base)
         index = DictionaryIndex.build(model, dict_names, dict_cuis, batch_size=encode_batch_size,
-                                      show_progress_bar=bars)
+                                      chunk_size=2048, show_progress_bar=bars)
         before = retrieval_accuracy(index, queries, gold, batch_size=encode_batch_size,
                                     show_progress_bar=False)
     logger.info("      before training: acc@1 %.3f, acc@5 %.3f", before["acc@1"], before["acc@5"])
@@ -280,7 +280,7 @@ def run_quickstart(
     logger.info("\n[4/5] Measuring the trained model on the same held-out synonyms")
     with _quiet_libraries(quiet_libraries):
         index = DictionaryIndex.build(model, dict_names, dict_cuis, batch_size=encode_batch_size,
-                                      show_progress_bar=bars)
+                                      chunk_size=2048, show_progress_bar=bars)
         after = retrieval_accuracy(index, queries, gold, batch_size=encode_batch_size,
                                    show_progress_bar=False)
     logger.info("      after training:  acc@1 %.3f, acc@5 %.3f   (before: %.3f, %.3f)",

@@ -69,9 +69,11 @@ def test_retrieval_accuracy_against_brute_force(tiny_model):
     q = tiny_model.encode(queries, convert_to_numpy=True).astype(np.float64)
     scores = q @ d.T
     target = scores[np.arange(len(gold)), [cuis.index(g) for g in gold]]
-    rank = (scores > target[:, None]).sum(1) + 1  # no ties among distinct random names
+    # ties (within float error) may fall either way: the index's rank lies in [best, worst]
+    best = (scores > target[:, None] + 1e-6).sum(1) + 1
+    worst = (scores >= target[:, None] - 1e-6).sum(1)
     for k in (1, 3, 5):
-        assert got[f"acc@{k}"] == pytest.approx(float(np.mean(rank <= k)))
+        assert np.mean(worst <= k) - 1e-9 <= got[f"acc@{k}"] <= np.mean(best <= k) + 1e-9
     assert got["acc@1"] <= got["acc@3"] <= got["acc@5"]
 
 
@@ -93,7 +95,7 @@ def test_quickstart_outputs(quickstart_run, tiny_bert_path):
     from sapbert_st.linking import DictionaryIndex
     from sapbert_st.model import pooling_modes
 
-    out, obo, results = quickstart_run
+    out, _, results = quickstart_run
     assert json.loads((out / "results.json").read_text(encoding="utf-8")) == \
         json.loads(json.dumps(results))
     for phase in ("before", "after"):
