@@ -44,25 +44,49 @@ def tiny_vocab() -> list[str]:
             + ["##" + c for c in string.ascii_lowercase + string.digits] + _WORDS)
 
 
+def tiny_tokenizer():
+    """A BERT WordPiece tokenizer over :func:`tiny_vocab`, built from `tokenizers` parts.
+
+    ``BertTokenizerFast(vocab_file=...)`` silently ignores the vocabulary on transformers 5,
+    so the tokenizer is assembled explicitly; it behaves the same on transformers 4 and 5.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(tiny_vocab())}
+    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    backend.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+        cls_token="[CLS]", mask_token="[MASK]", do_lower_case=True,
+    )
+
+
 def build_tiny_bert(folder: Path, seed: int = 0, hidden_size: int = 32, init_range: float = 0.3,
                     dropout: float = 0.1) -> Path:
-    """Write a plain Hugging Face BERT folder (config, safetensors weights, vocab)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    """Write a plain Hugging Face BERT folder (config, safetensors weights, vocab, tokenizer)."""
+    from transformers import BertConfig, BertModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer = tiny_tokenizer()
     config = BertConfig(
         vocab_size=len(tiny_vocab()), hidden_size=hidden_size, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64, initializer_range=init_range,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64,
+        initializer_range=init_range, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     model = BertModel(config)
     model.eval()
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
     return folder
 
 

@@ -125,3 +125,14 @@ def test_foreign_module_code_is_refused_without_trust_remote_code(tiny_bert_path
     (folder / "modules.json").write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="evil_package.Pooling.*trust_remote_code"):
         load_sapbert(folder)
+
+
+def test_tiny_fixture_tokenizer_uses_its_vocabulary(tiny_bert_path):
+    """Guard the fixtures: on transformers 5, BertTokenizerFast(vocab_file=...) maps every
+    word to [UNK], which would make every test model degenerate."""
+    from transformers import AutoTokenizer
+
+    tokens = AutoTokenizer.from_pretrained(tiny_bert_path).tokenize("Heart failure xyz")
+    assert tokens == ["heart", "failure", "x", "##y", "##z"]
+    embeddings = load_sapbert(tiny_bert_path, device="cpu").encode(["heart failure", "acute pain"])
+    assert not np.allclose(embeddings[0], embeddings[1], atol=1e-3)
