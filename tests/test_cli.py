@@ -208,14 +208,6 @@ def test_evaluate_matches_the_evaluator(tiny_bert_path, data_dir, tmp_path, caps
     assert table[2].startswith("ncbi-disease") and f"{r['acc@1']:.4f}" in table[2]
 
 
-@pytest.mark.slow
-def test_evaluate_default_dictionary(tiny_bert_path, data_dir, capsys):
-    code, out, err = run(["evaluate", "--model", tiny_bert_path, "--benchmark", "ncbi-disease",
-                          "--data-dir", data_dir, "--limit", 20, "--device", "cpu", "-q"], capsys)
-    assert code == 0, err
-    assert "test_dictionary.txt" in out
-
-
 @pytest.mark.parametrize("argv, words", [
     (["--benchmark", "ncbi-diseases"], ["--benchmark", "'ncbi-diseases'", "ncbi-disease,"]),
     (["--benchmark", "ncbi-disease", "--dictionary", "/no/such.txt"],
