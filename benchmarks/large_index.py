@@ -107,8 +107,7 @@ def generate(path: Path, n: int, dim: int, seed: int, chunk: int = 3 * 87381) ->
         concept = np.arange(start, stop) // 3
         first = int(concept[0])
         n_concepts = int(concept[-1]) - first + 1
-        picks = local.integers(0, len(pool), (4, n_concepts if n_concepts > stop - start else
-                                              stop - start))
+        picks = local.integers(0, len(pool), (4, max(stop - start, n_concepts)))
         concept_vectors = topics[local.integers(0, 4096, n_concepts)]
         concept_vectors += 0.7 * (pool[picks[0, :n_concepts]] + pool[picks[1, :n_concepts]])
         block = concept_vectors[concept - first]
@@ -174,10 +173,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    from sapbert_st.linking import DictionaryIndex
-
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from sapbert_st.linking import DictionaryIndex
 
     sampler = MemorySampler()
     workdir = Path(args.workdir)

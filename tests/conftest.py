@@ -25,6 +25,13 @@ def data_dir_or_fail() -> Path:
     return path
 
 
+def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
+    """A loader error names ``path:lineno`` and shows the offending line (repr-escaped)."""
+    message = str(exc)
+    assert f"{path}:{lineno}:" in message, message
+    assert repr(line)[1:-1] in message, message
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return data_dir_or_fail()

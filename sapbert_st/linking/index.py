@@ -76,8 +76,7 @@ def _model_name(model: SentenceTransformer) -> str:
 
 
 def _embedding_dim(model: SentenceTransformer) -> int:
-    getter = getattr(model, "get_embedding_dimension", None) or getattr(
-        model, "get_sentence_embedding_dimension")
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
 
 
@@ -804,7 +803,7 @@ class DictionaryIndex:
         """Write the index to ``folder``: config JSON, names and ids (Arrow), embeddings
         (``.npy``), and the faiss index for approximate types."""
         import pyarrow as pa
-        import pyarrow.feather as feather
+        from pyarrow import feather
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -849,7 +848,7 @@ class DictionaryIndex:
                 the model the index was built with (:class:`IndexMismatchError`).
             mmap: Memory-map the embeddings instead of reading them into RAM.
         """
-        import pyarrow.feather as feather
+        from pyarrow import feather
 
         folder = Path(folder)
         if not folder.is_dir():
@@ -876,7 +875,7 @@ class DictionaryIndex:
         try:
             table = feather.read_table(dictionary_path, memory_map=True)
             names, ids = table.column("name"), table.column("cui")
-        except Exception as exc:  # noqa: BLE001 - arrow raises several error types
+        except Exception as exc:
             raise ValueError(f"{dictionary_path}: unreadable ({type(exc).__name__}: {exc})") from exc
         if len(names) != fields["size"]:
             raise ValueError(f"{dictionary_path}: {len(names)} names, but {config_path} says "

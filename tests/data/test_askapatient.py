@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import assert_located
 
 from sapbert_st.data.askapatient import (
     fold_file_name,
@@ -17,10 +18,6 @@ CONCEPTS = [("10019211", "Headache"), ("35678005", "Pain in leg"), ("271807003",
 PHRASES = ["Bad HEADACHE", "legs hurt", "skin rash", "my head is pounding", "aching legs"]
 
 
-def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
-    message = str(exc)
-    assert f"{path}:{lineno}:" in message
-    assert repr(line) in message
 
 
 def write_folds(folder, folds=range(3)):

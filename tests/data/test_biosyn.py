@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from conftest import assert_located
 from datasets import Value
 
 from sapbert_st.data.biosyn import (
@@ -15,12 +16,6 @@ from sapbert_st.data.biosyn import (
     load_biosyn_split,
 )
 from sapbert_st.data.reading import DataFormatError
-
-
-def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
-    message = str(exc)
-    assert f"{path}:{lineno}:" in message
-    assert repr(line) in message
 
 
 def count_lines(path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from conftest import assert_located
 
 from sapbert_st.data.cometa import (
     COMETA_HEADER,
@@ -20,10 +21,6 @@ HEADER = "\t".join(COMETA_HEADER)
 ROW = "6\t6MP\tMercaptopurine\t386835005\tMercaptopurine drug\t111111111\tWe take \"\" 6MP\tCrohns"
 
 
-def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
-    message = str(exc)
-    assert f"{path}:{lineno}:" in message
-    assert repr(line) in message
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import gzip
 import logging
 
 import pytest
+from conftest import assert_located
 
 from sapbert_st.data.medmentions import (
     PMID_LIST_FILES,
@@ -15,12 +16,6 @@ from sapbert_st.data.medmentions import (
     load_pmid_list,
 )
 from sapbert_st.data.reading import DataFormatError
-
-
-def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
-    message = str(exc)
-    assert f"{path}:{lineno}:" in message
-    assert repr(line) in message
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 import pytest
+from conftest import assert_located
 
 from sapbert_st.data.reading import DataFormatError
 from sapbert_st.data.umls import (
@@ -157,10 +158,6 @@ GOOD = conso("C0000005", "(131)I-MAA")
 GOOD_REL = rel("C0004057", "has_tradename", "C0701466")
 
 
-def assert_located(exc: DataFormatError, path, lineno: int, shown: str):
-    message = str(exc)
-    assert f"{path}:{lineno}:" in message, message
-    assert repr(shown)[1:-1] in message, message  # the line is shown (repr-escaped)
 
 
 MRCONSO_BROKEN = {

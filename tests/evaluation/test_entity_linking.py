@@ -23,7 +23,7 @@ class FakeModel:
         self.card_metrics = []
 
         class Card:
-            def set_evaluation_metrics(card, evaluator, metrics, epoch, step):  # noqa: N805
+            def set_evaluation_metrics(card, evaluator, metrics, epoch, step):
                 self.card_metrics.append((evaluator.primary_metric, metrics, epoch, step))
 
         self.model_card_data = Card()
@@ -143,9 +143,8 @@ def test_k_larger_than_dictionary():
 
 
 def test_runs_as_fit_evaluator(tiny_model, tmp_path):
-    from sentence_transformers.sentence_transformer import losses
-
     from datasets import Dataset
+    from sentence_transformers.sentence_transformer import losses
 
     train = Dataset.from_dict({"anchor": ["flu", "cold", "fever"],
                                "positive": ["influenza", "common cold", "pyrexia"]})

@@ -15,8 +15,8 @@ from sapbert_st import OnlineMiningMSLoss, OnlineMiningMultiSimilarityLoss
 from sapbert_st.losses import multi_similarity_loss
 
 pml = pytest.importorskip("pytorch_metric_learning")
-from pytorch_metric_learning import losses as pml_losses  # noqa: E402
-from pytorch_metric_learning import miners as pml_miners  # noqa: E402
+from pytorch_metric_learning import losses as pml_losses
+from pytorch_metric_learning import miners as pml_miners
 
 
 def pml_reference(embeddings: torch.Tensor, labels: torch.Tensor, mining: bool = True):
