@@ -71,6 +71,7 @@ def iter_lines(
                     path, lineno,
                     f"bytes that are not {' or '.join(encodings)} at byte offset {bad} "
                     f"({raw[error.start:error.start + 4]!r})",
+                    raw.decode(encodings[0], errors="replace").rstrip("\r\n"),
                 )
             offset += len(raw)
             if lineno == 1 and text.startswith("\ufeff"):
