@@ -26,8 +26,9 @@ from datasets import Dataset, DatasetInfo
 from tqdm.auto import tqdm
 
 from sapbert_st.data.benchmarks import split_gold
-from sapbert_st.data.pairs import PAIR_FEATURES, resolve_show_progress_bar
+from sapbert_st.data.pairs import PAIR_FEATURES
 from sapbert_st.data.reading import PathLike
+from sapbert_st.progress import resolve_show_progress_bar
 
 logger = logging.getLogger(__name__)
 

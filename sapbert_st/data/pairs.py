@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datasets import Dataset, Features, Value
 from tqdm.auto import tqdm
 
+from sapbert_st.progress import resolve_show_progress_bar
+
 logger = logging.getLogger(__name__)
 
 PAIR_FEATURES = Features(
@@ -38,13 +40,6 @@ DICTIONARY_FEATURES = Features({"cui": Value("string"), "name": Value("string")}
 RecordSource = Iterable[tuple[str, str]] | Dataset
 
 _WRITE_BATCH = 50_000
-
-
-def resolve_show_progress_bar(show_progress_bar: bool | None, log: logging.Logger = logger) -> bool:
-    """``None`` means: show bars when the logger is at INFO or more verbose."""
-    if show_progress_bar is None:
-        return log.getEffectiveLevel() <= logging.INFO
-    return bool(show_progress_bar)
 
 
 def iter_records(source: RecordSource, batch_size: int = 10_000) -> Iterator[tuple[str, str]]:

@@ -24,8 +24,9 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from sapbert_st.data.ontology import guess_format
-from sapbert_st.data.pairs import ConceptSynonyms, resolve_show_progress_bar
+from sapbert_st.data.pairs import ConceptSynonyms
 from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines, require_nonempty
+from sapbert_st.progress import resolve_show_progress_bar
 
 logger = logging.getLogger(__name__)
 

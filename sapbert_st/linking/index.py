@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sapbert_st.progress import resolve_show_progress_bar
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from sentence_transformers import SentenceTransformer
@@ -62,9 +64,7 @@ def import_faiss():
 
 
 def _progress(show_progress_bar: bool | None) -> bool:
-    if show_progress_bar is None:
-        return logger.getEffectiveLevel() <= logging.INFO
-    return bool(show_progress_bar)
+    return resolve_show_progress_bar(show_progress_bar, logger)
 
 
 def _model_name(model: SentenceTransformer) -> str:
