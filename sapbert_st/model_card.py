@@ -43,20 +43,10 @@ from typing import Any
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.model_card import SentenceTransformerModelCardData
 
+from sapbert_st.losses.online_mining_multi_similarity import SAPBERT_CITATION
+
 logger = logging.getLogger(__name__)
 
-SAPBERT_CITATION = """
-@inproceedings{liu-etal-2021-self,
-    title = "Self-Alignment Pretraining for Biomedical Entity Representations",
-    author = "Liu, Fangyu and Shareghi, Ehsan and Meng, Zaiqiao and Basaldella, Marco and Collier, Nigel",
-    booktitle = "Proceedings of the 2021 Conference of the North American Chapter of the Association for Computational Linguistics: Human Language Technologies",
-    month = jun,
-    year = "2021",
-    publisher = "Association for Computational Linguistics",
-    url = "https://www.aclweb.org/anthology/2021.naacl-main.334",
-    pages = "4228--4238",
-}
-"""
 
 ADAPTER_CITATIONS = {
     "Pfeiffer adapters with invertible adapters (MAD-X)": """
@@ -188,7 +178,9 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
         return _usage_snippet(self.model_id, _adapter_name(self.model) is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        citations = {"SapBERT": SAPBERT_CITATION, **self.citations}
+        citations = dict(self.citations)
+        if not any(SAPBERT_CITATION.strip() in text for text in citations.values()):
+            citations = {"SapBERT": SAPBERT_CITATION, **citations}  # no SapBERT loss cited it
         if _adapter_name(self.model) is not None:
             citations.update(ADAPTER_CITATIONS)
         self.citations = citations

@@ -54,7 +54,7 @@ def test_saved_model_carries_sapbert_card(tiny_model, tmp_path):
                 "| Adapters | none (all encoder weights trained) |",
                 "| ncbi-disease | 0.9210 | 0.9560 |", "| bc5cdr-chemical | 0.9680 | 0.9840 |"]:
         assert row in section, row
-    assert SAPBERT_CITATION.strip() in readme
+    assert readme.count(SAPBERT_CITATION.strip()) == 1
     usage = readme.split("## Usage", 1)[1]
     assert 'SentenceTransformer("sapbert_model_id")' in usage
     assert "max_seq_length" in usage and "nearest neighbour" in usage
@@ -103,6 +103,7 @@ def test_trainer_run_fills_recipe_and_metrics(tiny_model, tmp_path):
     tiny_model.save(str(tmp_path / "m"))
     readme = (tmp_path / "m" / "README.md").read_text(encoding="utf-8")
     meta = _front_matter(readme)
+    assert readme.count("@inproceedings{liu-etal-2021-self") == 1  # the loss cites it; not twice
     section = readme.split("## SapBERT", 1)[1].split("## Training Details", 1)[0]
     assert "| Training pairs | 4 |" in section
     assert "| Batch size (pairs) | 4 |" in section

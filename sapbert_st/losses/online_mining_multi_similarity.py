@@ -11,6 +11,28 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import all_gather, all_gather_with_grad
 from torch import Tensor, nn
 
+SAPBERT_CITATION = """
+@inproceedings{liu-etal-2021-self,
+    title = "Self-Alignment Pretraining for Biomedical Entity Representations",
+    author = "Liu, Fangyu and Shareghi, Ehsan and Meng, Zaiqiao and Basaldella, Marco and Collier, Nigel",
+    booktitle = "Proceedings of the 2021 Conference of the North American Chapter of the Association for Computational Linguistics: Human Language Technologies",
+    year = "2021",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2021.naacl-main.334",
+    pages = "4228--4238",
+}
+"""
+
+MULTI_SIMILARITY_CITATION = """
+@inproceedings{wang2019multi,
+    title = "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning",
+    author = "Wang, Xun and Han, Xintong and Huang, Weilin and Dong, Dengke and Scott, Matthew R.",
+    booktitle = "Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition",
+    pages = "5022--5030",
+    year = "2019",
+}
+"""
+
 _LABEL_HINT = (
     "OnlineMiningMultiSimilarityLoss needs one integer label per row: the id of the "
     "concept (e.g. UMLS CUI) the names belong to. Map CUIs to ids first, e.g. "
@@ -149,25 +171,7 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        return """
-@inproceedings{liu-etal-2021-self,
-    title = "Self-Alignment Pretraining for Biomedical Entity Representations",
-    author = "Liu, Fangyu and Shareghi, Ehsan and Meng, Zaiqiao and Basaldella, Marco and Collier, Nigel",
-    booktitle = "Proceedings of the 2021 Conference of the North American Chapter of the Association for Computational Linguistics: Human Language Technologies",
-    year = "2021",
-    publisher = "Association for Computational Linguistics",
-    url = "https://aclanthology.org/2021.naacl-main.334",
-    pages = "4228--4238",
-}
-
-@inproceedings{wang2019multi,
-    title = "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning",
-    author = "Wang, Xun and Han, Xintong and Huang, Weilin and Dong, Dengke and Scott, Matthew R.",
-    booktitle = "Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition",
-    pages = "5022--5030",
-    year = "2019",
-}
-"""
+        return SAPBERT_CITATION + MULTI_SIMILARITY_CITATION
 
 
 #: Short alias, as the paper and the reference code call it.
