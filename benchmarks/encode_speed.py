@@ -87,7 +87,7 @@ def main(argv=None):
     ours, ours_s = timed(lambda: encode_texts(model, names, batch_size=args.batch_size,
                                               show_progress_bar=False))
     ref_dict, ref_dict_s = timed(lambda: reference_embed(model, names, 2048))
-    ours_q, ours_q_s = timed(lambda: encode_texts(model, queries, batch_size=args.batch_size,
+    _, ours_q_s = timed(lambda: encode_texts(model, queries, batch_size=args.batch_size,
                                                   show_progress_bar=False))
     _, ref_q_s = timed(lambda: [reference_embed(model, [q], 1) for q in queries])
     agreement = float(np.abs(ours - ref_dict).max() / np.abs(ref_dict).max())

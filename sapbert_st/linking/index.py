@@ -484,6 +484,29 @@ class DictionaryIndex:
         }
         return factories.get(index_type, index_type)
 
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None,
+                          rerank_factor: int | None = None) -> None:
+        """Tune an approximate index after building or loading it (saved with :meth:`save`).
+
+        ``nprobe``: IVF lists scanned per query; ``ef_search``: HNSW search depth;
+        ``rerank_factor``: candidates re-scored exactly, as a multiple of k. Larger values
+        raise recall and latency.
+        """
+        for argument, value in (("nprobe", nprobe), ("ef_search", ef_search),
+                                ("rerank_factor", rerank_factor)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{argument}: expected a positive int, got {value!r}")
+            if self.index_type == "flat":
+                raise ValueError(f"{argument}: only for approximate indexes; this index is "
+                                 f"exact (index_type='flat')")
+            self.config[argument] = int(value)
+        if self.faiss_index is not None:
+            self._set_search_params(self.faiss_index, int(self.config.get("nprobe", 32)),
+                                    int(self.config.get("ef_search", 128)))
+            self._faiss_gpu = None
+
     @staticmethod
     def _set_search_params(faiss_index, nprobe: int, ef_search: int) -> None:
         faiss = import_faiss()
@@ -671,13 +694,24 @@ class DictionaryIndex:
                 best_i = np.take_along_axis(i, order, 1)
         return best_d, best_i
 
-    def _exact_scores(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """float64 inner products of each query with its candidate rows (-1 -> -inf)."""
+    def _exact_scores(self, queries: np.ndarray, rows: np.ndarray,
+                      max_elements: int = 1 << 24) -> np.ndarray:
+        """float64 inner products of each query with its candidate rows (-1 -> -inf).
+
+        Processed in query chunks of at most ``max_elements`` gathered float64 values
+        (128 MB), so deep re-ranking of many queries stays memory-bounded.
+        """
         safe = np.where(rows < 0, 0, rows)
-        flat = np.unique(safe)
-        vectors = np.asarray(self.embeddings[flat], dtype=np.float64)
-        position = np.searchsorted(flat, safe)
-        scores = np.einsum("qd,qkd->qk", queries.astype(np.float64), vectors[position])
+        scores = np.empty(rows.shape, dtype=np.float64)
+        per_query = max(1, rows.shape[1] * self.dimension)
+        step = max(1, max_elements // per_query)
+        for start in range(0, len(rows), step):
+            part = safe[start:start + step]
+            flat = np.unique(part)
+            vectors = np.asarray(self.embeddings[flat], dtype=np.float64)
+            position = np.searchsorted(flat, part)
+            scores[start:start + step] = np.einsum(
+                "qd,qkd->qk", queries[start:start + step].astype(np.float64), vectors[position])
         scores[rows < 0] = -np.inf
         return scores
 

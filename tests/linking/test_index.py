@@ -114,7 +114,7 @@ def test_distinct_needs_more_rounds_when_one_concept_has_many_names():
     ids = ["A"] * 200 + [f"B{i}" for i in range(300)]
     index = DictionaryIndex.from_embeddings(x, [str(i) for i in range(500)], ids)
     hits = index.search_embeddings(np.ones((1, 8), dtype=np.float32), k=3)[0]
-    assert [h["cui"] for h in hits][0] == "A"
+    assert hits[0]["cui"] == "A"
     assert len({h["cui"] for h in hits}) == 3
     order = brute_force(np.ones((1, 8), dtype=np.float32), x, 500)[0][0]
     b_rows = [r for r in order if ids[r] != "A"][:2]
@@ -122,7 +122,7 @@ def test_distinct_needs_more_rounds_when_one_concept_has_many_names():
 
 
 def test_k_larger_than_dictionary_returns_everything(random_index):
-    index, x = random_index
+    _, x = random_index
     small = DictionaryIndex.from_embeddings(x[:6], ["a", "b", "c", "d", "e", "f"],
                                             ["X", "X", "Y", "Y", "Z", "Z"])
     hits = small.search_embeddings(x[:1], k=50)[0]
@@ -156,6 +156,49 @@ def test_approximate_recall_and_round_trip(index_type, tmp_path):
     loaded = DictionaryIndex.load(tmp_path / index_type)
     assert loaded.faiss_index.ntotal == len(x)
     np.testing.assert_array_equal(loaded.search_rows(q, 5)[0], rows)
+
+
+def test_set_search_params_trades_latency_for_recall_and_is_saved(tmp_path):
+    x, _ = clustered(6000, 32, 200, seed=11, noise=0.6)
+    index = DictionaryIndex.from_embeddings(x, [str(i) for i in range(len(x))],
+                                            ids_for(len(x), 1), index_type="IVF64,PQ8",
+                                            nprobe=1, rerank_factor=1)
+    q = x[::60] + 0.3 * np.random.default_rng(12).standard_normal((100, 32)).astype(np.float32)
+    exact = brute_force(q, x, 5)[0]
+
+    def recall():
+        rows, _ = index.search_rows(q, 5)
+        return np.mean([len(set(r) & set(e)) / 5 for r, e in zip(rows, exact)])
+
+    low = recall()
+    index.set_search_params(nprobe=64, rerank_factor=40)  # every list, 200 candidates
+    assert low < 0.9 and recall() == 1.0, (low, recall())
+    index.save(tmp_path / "ivf")
+    loaded = DictionaryIndex.load(tmp_path / "ivf")
+    assert (loaded.config["nprobe"], loaded.config["rerank_factor"]) == (64, 40)
+    np.testing.assert_array_equal(loaded.search_rows(q, 5)[0], exact)
+
+
+def test_set_search_params_rejects_bad_values(random_index):
+    index, _ = random_index
+    with pytest.raises(ValueError, match="only for approximate indexes"):
+        index.set_search_params(nprobe=8)
+    x, _ = clustered(500, 16, 8)
+    approx = DictionaryIndex.from_embeddings(x, [str(i) for i in range(500)], ids_for(500),
+                                             index_type="ivf_sq8")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="rerank_factor: expected a positive int"):
+            approx.set_search_params(rerank_factor=bad)
+
+
+def test_exact_rescoring_in_query_chunks_is_identical(random_index):
+    index, x = random_index
+    q = x[:37] + 0.1
+    rows = brute_force(q, x, 25)[0]
+    whole = index._exact_scores(q, rows)
+    chunked = index._exact_scores(q, rows, max_elements=3 * 25 * 16)  # 3 queries per chunk
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_allclose(whole, brute_force(q, x, 25)[1], rtol=1e-12)
 
 
 def test_approximate_without_rerank_uses_faiss_scores():

@@ -91,10 +91,10 @@ def test_matches_explicit_triplet_enumeration():
     for a in range(12):
         for p in range(12):
             for n in range(12):
-                if p != a and labels[p] == labels[a] and labels[n] != labels[a]:
-                    if d[a, n] - d[a, p] <= 0.2:
-                        pos.add((a, p))
-                        neg.add((a, n))
+                if (p != a and labels[p] == labels[a] and labels[n] != labels[a]
+                        and d[a, n] - d[a, p] <= 0.2):
+                    pos.add((a, p))
+                    neg.add((a, n))
     s = x @ x.t()
     total = 0.0
     for i in range(12):
@@ -226,7 +226,7 @@ def test_gather_across_devices_equals_single_process_loss(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
          "--master_port=29531", str(DDP_WORKER)],
-        env=env, capture_output=True, text=True, timeout=180,
+        check=False, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
