@@ -128,6 +128,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="pretraining pairs per batch (default 256, the paper's)")
     parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (paper: 2e-5)")
+    parser.add_argument("--table2-steps", type=int, default=None,
+                        help="steps of both Table 2 arms (default: --steps); when fewer, the "
+                             "mining-on arm is the main run evaluated at that step, which "
+                             "also records a COMETA learning curve every that many steps")
     parser.add_argument("--finetune-steps", type=int, default=None,
                         help="steps per fine-tuned / adapter row (default 20)")
     parser.add_argument("--finetune-batch-size", type=int, default=None,
@@ -166,6 +170,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.table2_steps is None:  # quick: exercise the learning-curve path too
+        args.table2_steps = 1 if quick else args.steps
+    if not 0 < args.table2_steps <= args.steps:
+        parser.error(f"--table2-steps: expected 1 to --steps ({args.steps}), got "
+                     f"{args.table2_steps}")
     return args
 
 
@@ -386,7 +395,35 @@ def build_pretraining_pairs(args):
     return pairs, info
 
 
-def train(model, pairs, steps: int, batch_size: int, lr: float, args, mining: bool = True):
+def curve_evaluator(entry: dict, batch_size: int, total_steps: int):
+    """A SentenceEvaluator scoring one benchmark during training; keeps every result."""
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    class LearningCurve(SentenceEvaluator):
+        def __init__(self):
+            super().__init__()
+            self.primary_metric = "acc@1"
+            self.points: dict[int, dict] = {}
+            self.seconds = 0.0
+
+        def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict:
+            steps = total_steps if steps == -1 else steps  # the call after training
+            if steps in self.points:
+                return dict(self.points[steps])
+            start = time.time()
+            result = EmbeddingCache(model, {"cls": slice(None)}, set(), batch_size).score(
+                "cls", entry)
+            self.points[int(steps)] = result
+            self.seconds += time.time() - start
+            logger.info("%s after %d steps: %s (%.0f s)", entry["name"], steps, _cell(result),
+                        time.time() - start)
+            return dict(result)
+
+    return LearningCurve()
+
+
+def train(model, pairs, steps: int, batch_size: int, lr: float, args, mining: bool = True,
+          evaluator=None, eval_steps: int | None = None):
     import torch
 
     from sapbert_st.losses import OnlineMiningMSLoss
@@ -398,11 +435,16 @@ def train(model, pairs, steps: int, batch_size: int, lr: float, args, mining: bo
     if not torch.cuda.is_available():
         extra["use_cpu"] = True
         extra["bf16"] = (not args.no_bf16) and _cpu_has_bf16()
+    if evaluator is not None:
+        extra.update(eval_strategy="steps", eval_steps=eval_steps)
     start = time.time()
     train_sapbert(model, subset, max_steps=steps, batch_size=batch_size, learning_rate=lr,
                   loss=OnlineMiningMSLoss(model, mining=mining), seed=args.seed,
-                  logging_steps=max(1, steps // 10), disable_tqdm=False, **extra)
+                  logging_steps=max(1, steps // 10), disable_tqdm=False, evaluator=evaluator,
+                  **extra)
     seconds = time.time() - start
+    if evaluator is not None:  # evaluation time is not training time
+        seconds -= evaluator.seconds
     model.eval()
     return {"steps": steps, "batch_size": batch_size, "learning_rate": lr, "pairs_seen": n,
             "mining": mining, "bf16": bool(extra.get("bf16")), "seconds": seconds}
@@ -512,7 +554,9 @@ def markdown_table(report: dict) -> str:
     lines.append("")
     t2 = report.get("table2", {})
     if t2:
-        lines.append("Table 2 analog, COMETA zeroshot-general (acc@1 / acc@5), same steps:")
+        lines.append(f"Table 2 analog, COMETA zeroshot-general (acc@1 / acc@5), both arms "
+                     f"{t2.get('steps', '?')} steps x {report['settings']['batch_size']} pairs, "
+                     f"drawn from the same pairs, same seed and learning rate:")
         lines.append("")
         lines.append("| Pretraining | COMETA z-gen |")
         lines.append("|---|---|")
@@ -642,8 +686,16 @@ def main(argv=None) -> dict:
         else:  # MiniLM's own head: mean pooling + Normalize
             sapbert = SentenceTransformer(base_path, device="cpu")
             sapbert.max_seq_length = 25
-        pretrain = train(sapbert, pairs, args.steps, args.batch_size, args.lr, args)
+        curve = None
+        t2_entry = benches.get("cometa-zeroshot-general", {})
+        if "dictionary" in t2_entry and args.table2_steps < args.steps:
+            curve = curve_evaluator(t2_entry, args.batch_size_encode, args.steps)
+        pretrain = train(sapbert, pairs, args.steps, args.batch_size, args.lr, args,
+                         evaluator=curve, eval_steps=args.table2_steps)
     report["pretraining"] = pretrain
+    if curve is not None:
+        report["learning_curve_cometa_zeroshot_general"] = {
+            str(step): value for step, value in sorted(curve.points.items())}
     step_seconds = pretrain["seconds"] / max(1, args.steps) / max(1, args.batch_size)  # per pair
     sap_cache = EmbeddingCache(sapbert, {"cls": slice(None)}, set(), args.batch_size_encode)
     with clock.phase("SapBERT rows"):
@@ -663,7 +715,9 @@ def main(argv=None) -> dict:
                                                       else "figure1.png"), args.seed,
                                         n_concepts=8 if args.quick else 30)
     if "cometa-zeroshot-general" in benches and "dictionary" in benches["cometa-zeroshot-general"]:
-        report["table2"]["mining"] = table["sapbert"]["cometa-zeroshot-general"]
+        report["table2"]["steps"] = args.table2_steps
+        report["table2"]["mining"] = (curve.points[args.table2_steps] if curve is not None
+                                      else table["sapbert"]["cometa-zeroshot-general"])
 
     def cost(entry, train_pairs: int = 0) -> float:
         return (len(set(_needed_texts(entry))) / rate + train_pairs * step_seconds * 1.3 + 10)
@@ -698,7 +752,7 @@ def main(argv=None) -> dict:
         if name not in available:
             continue
         entry = benches[name]
-        n_train = (args.steps if key == "no-mining" else args.finetune_steps) * (
+        n_train = (args.table2_steps if key == "no-mining" else args.finetune_steps) * (
             args.batch_size if key == "no-mining" else args.finetune_batch_size)
         estimate = cost(entry, n_train)
         label = f"{key} on {name}"
@@ -717,7 +771,7 @@ def main(argv=None) -> dict:
         with clock.phase(label):
             if key == "no-mining":
                 model = load_sapbert(base_path, device="cpu")
-                info = train(model, pairs, args.steps, args.batch_size, args.lr, args,
+                info = train(model, pairs, args.table2_steps, args.batch_size, args.lr, args,
                              mining=False)
                 cache = EmbeddingCache(model, {"cls": slice(None)}, set(), args.batch_size_encode)
                 report["table2"]["no-mining"] = cache.score("cls", entry)
