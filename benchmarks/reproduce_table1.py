@@ -127,7 +127,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="pretraining steps (default 60)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="pretraining pairs per batch (default 256, the paper's)")
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (paper: 2e-5)")
+    parser.add_argument("--lr", type=float, default=2e-5,
+                        help="pretraining learning rate (paper: 2e-5, for ~23k steps)")
+    parser.add_argument("--finetune-lr", type=float, default=2e-5,
+                        help="learning rate of the fine-tuned rows (paper: 2e-5)")
     parser.add_argument("--table2-steps", type=int, default=None,
                         help="steps of both Table 2 arms (default: --steps); when fewer, the "
                              "mining-on arm is the main run evaluated at that step, which "
@@ -533,7 +536,7 @@ def markdown_table(report: dict) -> str:
                  f"{'bf16 autocast' if report['pretraining'].get('bf16') else 'float32'}, "
                  f"{report['pretraining'].get('seconds', 0) / 60:.1f} min; fine-tuned / adapter "
                  f"rows: {settings['finetune_steps']} steps x {settings['finetune_batch_size']} "
-                 f"pairs. Machine: {report['machine']['summary']}. Wall time "
+                 f"pairs, lr {settings['finetune_lr']} (adapters {settings['adapter_lr']}). Machine: {report['machine']['summary']}. Wall time "
                  f"{report['wall_seconds'] / 60:.1f} min.")
     lines.append("")
     lines.append(f"Command: `{report['command']}`")
@@ -563,6 +566,14 @@ def markdown_table(report: dict) -> str:
         for key, title in (("mining", "SapBERT, online mining on (ours)"),
                            ("no-mining", "SapBERT, mining off (all pairs in the MS loss)")):
             lines.append(f"| {title} | {_cell(t2.get(key))} |")
+        lines.append("")
+    curve = report.get("learning_curve_cometa_zeroshot_general")
+    if curve:
+        lines.append("Learning curve of the main run, COMETA zeroshot-general acc@1 / acc@5:")
+        lines.append("")
+        lines.append("| steps | " + " | ".join(curve) + " |")
+        lines.append("|---|" + "---|" * len(curve))
+        lines.append("| acc | " + " | ".join(_cell(v) for v in curve.values()) + " |")
         lines.append("")
     lines.append("Dictionaries:")
     for dataset in DATASETS:
@@ -784,7 +795,7 @@ def main(argv=None) -> dict:
                     dictionary_path=_train_dictionary(name, args))
             ft_pairs = finetune_cache[name]
             model = copy.deepcopy(sapbert)
-            lr = args.lr
+            lr = args.finetune_lr
             if key.startswith("adapter"):
                 report.setdefault("adapters", {})[key] = add_sapbert_adapter(
                     model, "13%" if key == "adapter-13" else "1%").to_dict()
