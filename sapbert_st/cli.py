@@ -300,7 +300,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args)
     index = DictionaryIndex.build(model, dictionary, similarity=args.similarity, index_type=kind,
                                   dtype="float16" if args.fp16 else "float32",
-                                  batch_size=args.batch_size)
+                                  compute_dtype=args.compute_dtype, batch_size=args.batch_size)
     index.save(args.output)
     meta = {"model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
             "dictionary": args.dictionary, "max_seq_length": args.max_seq_length}
@@ -599,6 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="exact", choices=("exact", "hnsw", "ivfpq"),
                    help="search structure")
     p.add_argument("--fp16", action="store_true", help="store embeddings as float16 (half memory)")
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16", "float16"),
+                   default="float32",
+                   help="encode names (and later mentions) under torch.autocast in this "
+                        "precision: bfloat16 is about 2x faster on CPUs with bf16 support, "
+                        "not bit-exact with float32 (default: float32)")
     p.add_argument("--similarity", choices=("dot", "cosine"), default="dot",
                    help="score: raw [CLS] inner product (SapBERT) or cosine")
     _common(p)

@@ -346,11 +346,12 @@ def test_index_kinds_and_fp16(tiny_bert_path, tmp_path, capsys):
     obo = write_obo(tmp_path / "tiny.obo")
     folder = tmp_path / "hnsw"
     code, out, err = run(["index", "--model", tiny_bert_path, "--dictionary", f"obo:{obo}",
-                          "--output", folder, "--kind", "hnsw", "--fp16", "--device", "cpu", "-q"],
-                         capsys)
+                          "--output", folder, "--kind", "hnsw", "--fp16", "--device", "cpu", "-q",
+                          "--compute-dtype", "bfloat16"], capsys)
     assert code == 0, err
     config = json.loads((folder / "index_config.json").read_text(encoding="utf-8"))
     assert config["index_type"] == "hnsw" and config["config"]["dtype"] == "float16"
+    assert config["config"]["compute_dtype"] == "bfloat16"
     assert config["size"] == 36
     code, out, _ = run(["link", "--index", folder, "-k", 1, "cough"], capsys)
     assert code == 0 and parse_tsv(out)[0]["mention"] == "cough"

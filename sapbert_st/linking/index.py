@@ -42,6 +42,8 @@ PROBE_TEXTS = ("covid-19", "myocardial infarction", "x")
 SIMILARITIES = ("dot", "cosine")
 INDEX_TYPES = ("flat", "hnsw", "ivf_pq", "ivf_sq8", "ivf_fp16")
 DTYPES = ("float32", "float16")
+#: Precisions the encoder may run in; the embeddings are stored as ``dtype`` either way.
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 #: Unit roundoff of float32; faiss accumulates inner products in float32.
 _U32 = 2.0 ** -24
@@ -177,17 +179,26 @@ def encode_texts(
     show_progress_bar: bool | None = None,
     out: np.ndarray | None = None,
     normalize: bool = False,
+    compute_dtype: str = "float32",
 ) -> np.ndarray:
     """Encode ``texts`` in chunks of ``chunk_size`` into ``out`` (float32 or float16).
 
     Within a chunk, sentence-transformers sorts by length and pads each batch only to its
     longest member, so short names cost little. Identical strings are encoded once, so
     duplicate names get bit-identical embeddings (and exactly tied scores).
+    ``compute_dtype="bfloat16"`` (or ``"float16"``) runs the encoder under
+    ``torch.autocast``: about 2x faster on CPUs with bf16 instructions and on GPUs, with
+    embeddings that differ from float32 in the third significant digit.
     """
+    import contextlib
+
     import pyarrow as pa
     import pyarrow.compute as pc
+    import torch
     from tqdm.auto import tqdm
 
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
     n = len(texts)
     dim = _embedding_dim(model)
     if out is None:
@@ -210,9 +221,13 @@ def encode_texts(
                disable=not _progress(show_progress_bar))
     for start in range(0, len(unique), chunk_size):
         chunk = unique.slice(start, chunk_size).to_pylist()
-        embeddings = model.encode(chunk, batch_size=batch_size, convert_to_numpy=True,
-                                  show_progress_bar=False, normalize_embeddings=normalize)
-        target[start:start + len(chunk)] = embeddings
+        precision = (contextlib.nullcontext() if compute_dtype == "float32" else
+                     torch.autocast(device_type=model.device.type,
+                                    dtype=getattr(torch, compute_dtype)))
+        with precision:
+            embeddings = model.encode(chunk, batch_size=batch_size, convert_to_tensor=True,
+                                      show_progress_bar=False, normalize_embeddings=normalize)
+        target[start:start + len(chunk)] = embeddings.float().cpu().numpy()
         bar.update(len(chunk))
     bar.close()
     if buffer is not None:
@@ -345,6 +360,7 @@ class DictionaryIndex:
         similarity: str = "dot",
         index_type: str = "flat",
         dtype: str = "float32",
+        compute_dtype: str = "float32",
         batch_size: int = 256,
         chunk_size: int = 65536,
         embeddings_path: str | os.PathLike | None = None,
@@ -363,6 +379,9 @@ class DictionaryIndex:
                 ``"ivf_fp16"`` or a faiss factory string.
             dtype: ``"float32"`` or ``"float16"`` storage of the embeddings (halves memory;
                 scores then use the float16 values).
+            compute_dtype: ``"float32"`` (default), or ``"bfloat16"`` / ``"float16"`` to
+                encode names and, later, mentions under ``torch.autocast`` (faster; not
+                bit-exact with float32).
             batch_size: Encoding batch size.
             chunk_size: Names encoded per ``model.encode`` call: bounds the memory used
                 beyond the embedding storage.
@@ -377,6 +396,9 @@ class DictionaryIndex:
             raise ValueError("names: the dictionary is empty; expected at least one name")
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got "
+                             f"{compute_dtype!r}")
         dim = _embedding_dim(model)
         n = len(name_array)
         if embeddings_path is not None:
@@ -386,8 +408,8 @@ class DictionaryIndex:
             storage = np.empty((n, dim), dtype=dtype)
         encode_texts(model, name_array, batch_size=batch_size, chunk_size=chunk_size,
                      show_progress_bar=show_progress_bar, out=storage,
-                     normalize=similarity == "cosine")
-        config = {"batch_size": batch_size, "dtype": dtype,
+                     normalize=similarity == "cosine", compute_dtype=compute_dtype)
+        config = {"batch_size": batch_size, "dtype": dtype, "compute_dtype": compute_dtype,
                   "max_seq_length": getattr(model, "max_seq_length", None)}
         return cls.from_embeddings(
             storage, name_array, id_array, model=model, similarity=similarity,
@@ -571,7 +593,8 @@ class DictionaryIndex:
         out = np.empty((len(mentions), self.dimension), dtype=np.float32)
         return encode_texts(model, mentions, batch_size=batch_size,
                             show_progress_bar=show_progress_bar, out=out,
-                            normalize=self.similarity == "cosine")
+                            normalize=self.similarity == "cosine",
+                            compute_dtype=self.config.get("compute_dtype", "float32"))
 
     def search(
         self,

@@ -351,3 +351,30 @@ def test_encode_texts_dedupes_and_matches_encode(tiny_model):
     out = encode_texts(tiny_model, texts, batch_size=2, chunk_size=2)
     np.testing.assert_allclose(out, tiny_model.encode(texts, convert_to_numpy=True), atol=1e-5)
     np.testing.assert_array_equal(out[0], out[2])
+
+
+@pytest.mark.parametrize("compute_dtype", ["bfloat16", "float16"])
+def test_reduced_precision_encoding_is_close_and_kept_for_mentions(tiny_model, tmp_path,
+                                                                   compute_dtype):
+    texts = ["heart attack", "myocardial infarction", "diabetes mellitus", "flu", "fever"]
+    full = encode_texts(tiny_model, texts)
+    reduced = encode_texts(tiny_model, texts, compute_dtype=compute_dtype)
+    assert reduced.dtype == np.float32
+    assert not np.array_equal(reduced, full)  # really ran in lower precision
+    np.testing.assert_allclose(reduced, full, rtol=0, atol=0.05 * np.abs(full).max())
+    index = DictionaryIndex.build(tiny_model, texts, ["A", "B", "C", "D", "E"],
+                                  compute_dtype=compute_dtype)
+    np.testing.assert_array_equal(index.embeddings, reduced)
+    mention = encode_texts(tiny_model, ["flu"], compute_dtype=compute_dtype)
+    assert not np.array_equal(mention, encode_texts(tiny_model, ["flu"]))
+    np.testing.assert_array_equal(index.encode_mentions(["flu"]), mention)
+    index.save(tmp_path / "idx")
+    loaded = DictionaryIndex.load(tmp_path / "idx", model=tiny_model)
+    np.testing.assert_array_equal(loaded.encode_mentions(["flu"]), mention)
+
+
+def test_unknown_compute_dtype_is_an_error(tiny_model):
+    with pytest.raises(ValueError, match="compute_dtype: expected one of"):
+        encode_texts(tiny_model, ["flu"], compute_dtype="int8")
+    with pytest.raises(ValueError, match="compute_dtype: expected one of"):
+        DictionaryIndex.build(tiny_model, ["flu"], ["A"], compute_dtype="half")
