@@ -224,10 +224,14 @@ def encode_texts(
         precision = (contextlib.nullcontext() if compute_dtype == "float32" else
                      torch.autocast(device_type=model.device.type,
                                     dtype=getattr(torch, compute_dtype)))
-        with precision:
-            embeddings = model.encode(chunk, batch_size=batch_size, convert_to_tensor=True,
-                                      show_progress_bar=False, normalize_embeddings=normalize)
-        target[start:start + len(chunk)] = embeddings.float().cpu().numpy()
+        with precision:  # a tensor in reduced precision: numpy has no bfloat16
+            embeddings = model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                      convert_to_numpy=compute_dtype == "float32",
+                                      convert_to_tensor=compute_dtype != "float32",
+                                      normalize_embeddings=normalize)
+        if isinstance(embeddings, torch.Tensor):
+            embeddings = embeddings.float().cpu().numpy()
+        target[start:start + len(chunk)] = embeddings
         bar.update(len(chunk))
     bar.close()
     if buffer is not None:
