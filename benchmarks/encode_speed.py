@@ -68,7 +68,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--names", type=int, default=5000, help="dictionary names to encode")
     parser.add_argument("--queries", type=int, default=300, help="mentions encoded one by one")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="our encoding batch (default: the library's, 64 on CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per method; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

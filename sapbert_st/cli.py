@@ -207,6 +207,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         base, base_id = default_base_model(), "sentence-transformers/all-MiniLM-L6-v2"
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps: expected a positive number of steps, got {args.steps}")
+    if args.batch_size is None:
+        from sapbert_st.training import PAPER_BATCH_SIZE
+
+        args.batch_size = PAPER_BATCH_SIZE
     if args.batch_size < 2:
         raise UsageError(f"--batch-size: expected at least 2 pairs, got {args.batch_size}")
     pairs, description = load_pair_sources(args.pairs_from, args)
@@ -419,8 +423,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                        help="'cpu', 'cuda', 'cuda:1', ...; default: chosen by sentence-transformers")
     group.add_argument("--max-seq-length", type=int, default=25,
                        help="token limit per name (SapBERT: 25)")
-    group.add_argument("--batch-size", type=int, default=256,
-                       help="pairs per training batch / names per encoding batch")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="pairs per training batch (default 256, the paper's) / names per "
+                            "encoding batch (default 64 on CPU, 256 on GPUs)")
     group.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     group.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     group.add_argument("--debug", action="store_true", help="show tracebacks for errors")

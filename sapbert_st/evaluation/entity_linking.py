@@ -100,7 +100,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
             Dataset).
         dictionary_names: Dictionary names, or a Dataset with ``name`` and ``cui`` columns.
         dictionary_cuis: The id of each name (not with a Dataset).
-        batch_size: Encoding batch size.
+        batch_size: Encoding batch size (default: 64 on CPU, 256 on GPUs).
         show_progress_bar: ``None``: on when the logger is at INFO.
         name: Prefix of the metric names (``f"{name}_acc@{k}"``) and of the CSV file.
         write_csv: Write the metrics to ``entity_linking_evaluation_{name}_results.csv`` in
@@ -139,7 +139,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         gold: Sequence[str] | None = None,
         dictionary_names=None,
         dictionary_cuis: Sequence[str] | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         name: str = "",
         write_csv: bool = True,

@@ -171,10 +171,15 @@ def dictionary_columns(names, cuis=None, argument: str = "names") -> tuple[pa.Ar
     return name_array, id_array
 
 
+def default_encode_batch_size(model: SentenceTransformer) -> int:
+    """64 names per batch on CPU (shorter padding, measured ~1.5x faster), 256 on GPUs."""
+    return 64 if getattr(model, "device", None) is None or model.device.type == "cpu" else 256
+
+
 def encode_texts(
     model: SentenceTransformer,
     texts: Sequence[str],
-    batch_size: int = 256,
+    batch_size: int | None = None,
     chunk_size: int = 65536,
     show_progress_bar: bool | None = None,
     out: np.ndarray | None = None,
@@ -188,7 +193,8 @@ def encode_texts(
     duplicate names get bit-identical embeddings (and exactly tied scores).
     ``compute_dtype="bfloat16"`` (or ``"float16"``) runs the encoder under
     ``torch.autocast``: about 2x faster on CPUs with bf16 instructions and on GPUs, with
-    embeddings that differ from float32 in the third significant digit.
+    embeddings that differ from float32 in the third significant digit. ``batch_size``
+    defaults to :func:`default_encode_batch_size`.
     """
     import contextlib
 
@@ -199,6 +205,10 @@ def encode_texts(
 
     if compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
+    if batch_size is None:
+        batch_size = default_encode_batch_size(model)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     n = len(texts)
     dim = _embedding_dim(model)
     if out is None:
@@ -365,7 +375,7 @@ class DictionaryIndex:
         index_type: str = "flat",
         dtype: str = "float32",
         compute_dtype: str = "float32",
-        batch_size: int = 256,
+        batch_size: int | None = None,
         chunk_size: int = 65536,
         embeddings_path: str | os.PathLike | None = None,
         show_progress_bar: bool | None = None,
@@ -386,7 +396,7 @@ class DictionaryIndex:
             compute_dtype: ``"float32"`` (default), or ``"bfloat16"`` / ``"float16"`` to
                 encode names and, later, mentions under ``torch.autocast`` (faster; not
                 bit-exact with float32).
-            batch_size: Encoding batch size.
+            batch_size: Encoding batch size (default: 64 on CPU, 256 on GPUs).
             chunk_size: Names encoded per ``model.encode`` call: bounds the memory used
                 beyond the embedding storage.
             embeddings_path: Write the embeddings to this ``.npy`` file as a memmap instead
@@ -413,7 +423,7 @@ class DictionaryIndex:
         encode_texts(model, name_array, batch_size=batch_size, chunk_size=chunk_size,
                      show_progress_bar=show_progress_bar, out=storage,
                      normalize=similarity == "cosine", compute_dtype=compute_dtype)
-        config = {"batch_size": batch_size, "dtype": dtype, "compute_dtype": compute_dtype,
+        config = {"batch_size": batch_size or default_encode_batch_size(model), "dtype": dtype, "compute_dtype": compute_dtype,
                   "max_seq_length": getattr(model, "max_seq_length", None)}
         return cls.from_embeddings(
             storage, name_array, id_array, model=model, similarity=similarity,
@@ -572,7 +582,7 @@ class DictionaryIndex:
     # ------------------------------------------------------------------ search
 
     def encode_mentions(self, mentions: Sequence[str], model: SentenceTransformer | None = None,
-                        batch_size: int = 256, show_progress_bar: bool | None = None,
+                        batch_size: int | None = None, show_progress_bar: bool | None = None,
                         check_model: bool = True) -> np.ndarray:
         """Encode mentions with the index's model (or ``model``, after a fingerprint check)."""
         if isinstance(mentions, str):
@@ -607,7 +617,7 @@ class DictionaryIndex:
         *,
         distinct: bool = True,
         model: SentenceTransformer | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Link each mention to its top ``k`` concepts.

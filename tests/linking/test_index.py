@@ -378,3 +378,16 @@ def test_unknown_compute_dtype_is_an_error(tiny_model):
         encode_texts(tiny_model, ["flu"], compute_dtype="int8")
     with pytest.raises(ValueError, match="compute_dtype: expected one of"):
         DictionaryIndex.build(tiny_model, ["flu"], ["A"], compute_dtype="half")
+
+
+def test_encode_batch_size_defaults_to_64_on_cpu_and_is_checked(tiny_model):
+    from sapbert_st.linking.index import default_encode_batch_size
+
+    assert tiny_model.device.type == "cpu" and default_encode_batch_size(tiny_model) == 64
+    index = DictionaryIndex.build(tiny_model, ["flu", "fever"], ["A", "B"])
+    assert index.config["batch_size"] == 64
+    np.testing.assert_allclose(encode_texts(tiny_model, ["flu", "fever"]),
+                               encode_texts(tiny_model, ["flu", "fever"], batch_size=1), atol=1e-5)
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="batch_size: expected a positive int"):
+            encode_texts(tiny_model, ["flu"], batch_size=bad)
