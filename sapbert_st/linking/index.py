@@ -171,6 +171,19 @@ def dictionary_columns(names, cuis=None, argument: str = "names") -> tuple[pa.Ar
     return name_array, id_array
 
 
+def check_positive_int(value, argument: str) -> int:
+    """``value`` as an int, or a ValueError naming ``argument`` (bools are not ints here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{argument}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def check_compute_dtype(compute_dtype: str) -> str:
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
+    return compute_dtype
+
+
 def default_encode_batch_size(model: SentenceTransformer) -> int:
     """64 names per batch on CPU (shorter padding, measured ~1.5x faster), 256 on GPUs."""
     return 64 if getattr(model, "device", None) is None or model.device.type == "cpu" else 256
@@ -203,12 +216,10 @@ def encode_texts(
     import torch
     from tqdm.auto import tqdm
 
-    if compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
+    check_compute_dtype(compute_dtype)
     if batch_size is None:
         batch_size = default_encode_batch_size(model)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
     n = len(texts)
     dim = _embedding_dim(model)
     if out is None:
@@ -410,9 +421,9 @@ class DictionaryIndex:
             raise ValueError("names: the dictionary is empty; expected at least one name")
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
-        if compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got "
-                             f"{compute_dtype!r}")
+        check_compute_dtype(compute_dtype)  # before the storage is allocated
+        if batch_size is None:
+            batch_size = default_encode_batch_size(model)
         dim = _embedding_dim(model)
         n = len(name_array)
         if embeddings_path is not None:
@@ -423,7 +434,7 @@ class DictionaryIndex:
         encode_texts(model, name_array, batch_size=batch_size, chunk_size=chunk_size,
                      show_progress_bar=show_progress_bar, out=storage,
                      normalize=similarity == "cosine", compute_dtype=compute_dtype)
-        config = {"batch_size": batch_size or default_encode_batch_size(model), "dtype": dtype, "compute_dtype": compute_dtype,
+        config = {"batch_size": batch_size, "dtype": dtype, "compute_dtype": compute_dtype,
                   "max_seq_length": getattr(model, "max_seq_length", None)}
         return cls.from_embeddings(
             storage, name_array, id_array, model=model, similarity=similarity,
@@ -532,12 +543,11 @@ class DictionaryIndex:
                                 ("rerank_factor", rerank_factor)):
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{argument}: expected a positive int, got {value!r}")
+            value = check_positive_int(value, argument)
             if self.index_type == "flat":
                 raise ValueError(f"{argument}: only for approximate indexes; this index is "
                                  f"exact (index_type='flat')")
-            self.config[argument] = int(value)
+            self.config[argument] = value
         if self.faiss_index is not None:
             self._set_search_params(self.faiss_index, int(self.config.get("nprobe", 32)),
                                     int(self.config.get("ef_search", 128)))
@@ -646,7 +656,7 @@ class DictionaryIndex:
         from tqdm.auto import tqdm
 
         queries = self._check_queries(query_embeddings)
-        k = self._check_k(k)
+        k = check_positive_int(k, "k")
         results: list[list[dict[str, Any]]] = []
         ids = self._id_list()
         starts = range(0, len(queries), query_batch_size)
@@ -681,12 +691,6 @@ class DictionaryIndex:
             raise ValueError("query_embeddings: contains NaN or infinite values")
         return queries
 
-    @staticmethod
-    def _check_k(k) -> int:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k: expected a positive int, got {k!r}")
-        return int(k)
-
     def search_rows(self, query_embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` dictionary rows per query: ``(rows, scores)``, both ``(nq, min(k, n))``.
 
@@ -694,7 +698,7 @@ class DictionaryIndex:
         where an approximate index found fewer than k.
         """
         queries = self._check_queries(query_embeddings)
-        k = min(self._check_k(k), len(self))
+        k = min(check_positive_int(k, "k"), len(self))
         if self.index_type == "flat":
             return self._exact_rows(queries, k)
         return self._approximate_rows(queries, k)
