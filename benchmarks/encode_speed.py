@@ -15,27 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from measure import fastest, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    import faiss
-
-    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {"cpu_count": os.cpu_count(), "ram_gb": round(pages / 1e9, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "faiss": faiss.__version__, "load_average_at_start": os.getloadavg()}
 
 
 def reference_embed(model, names, batch_size):
@@ -51,16 +39,6 @@ def reference_embed(model, names, batch_size):
                               return_tensors="pt")
             out.append(encoder(**batch)[0][:, 0, :].numpy())
     return np.concatenate(out)
-
-
-def timed(function, repeats: int = 3):
-    """(result, fastest wall seconds of ``repeats`` runs)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return value, best
 
 
 def main(argv=None):
@@ -95,12 +73,13 @@ def main(argv=None):
         return encode_texts(model, texts, batch_size=args.batch_size, show_progress_bar=False,
                             compute_dtype=compute_dtype)
 
-    ours, ours_s = timed(lambda: ours_on(names), args.repeats)
-    ref_dict, ref_dict_s = timed(lambda: reference_embed(model, names, 2048), args.repeats)
-    _, ours_q_s = timed(lambda: ours_on(queries), args.repeats)
-    _, ref_q_s = timed(lambda: [reference_embed(model, [q], 1) for q in queries], args.repeats)
-    bf16, bf16_s = timed(lambda: ours_on(names, "bfloat16"), args.repeats)
-    _, bf16_q_s = timed(lambda: ours_on(queries, "bfloat16"), args.repeats)
+    ours_s, ours = fastest(lambda: ours_on(names), args.repeats)
+    ref_dict_s, ref_dict = fastest(lambda: reference_embed(model, names, 2048), args.repeats)
+    ours_q_s, _ = fastest(lambda: ours_on(queries), args.repeats)
+    ref_q_s, _ = fastest(lambda: [reference_embed(model, [q], 1) for q in queries],
+                         args.repeats)
+    bf16_s, bf16 = fastest(lambda: ours_on(names, "bfloat16"), args.repeats)
+    bf16_q_s, _ = fastest(lambda: ours_on(queries, "bfloat16"), args.repeats)
     agreement = float(np.abs(ours - ref_dict).max() / np.abs(ref_dict).max())
     bf16_agreement = float(np.abs(bf16 - ref_dict).max() / np.abs(ref_dict).max())
 

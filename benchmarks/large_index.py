@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shlex
 import sys
 import threading
@@ -34,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from measure import machine
 
 logger = logging.getLogger("large_index")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,18 +69,6 @@ class MemorySampler:
     def snapshot(self) -> dict[str, float]:
         time.sleep(0.1)
         return {f"peak_{k}_gb": round(v / 1e9, 3) for k, v in self.peak.items()}
-
-
-def machine() -> dict:
-    import faiss
-    import torch
-
-    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {"cpu_count": os.cpu_count(), "ram_gb": round(pages / 1e9, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__, "faiss": faiss.__version__,
-            "faiss_threads": faiss.omp_get_max_threads(),
-            "load_average_at_start": os.getloadavg()}
 
 
 def generate(path: Path, n: int, dim: int, seed: int, chunk: int = 3 * 87381) -> dict:

@@ -24,28 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from measure import fastest, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    import faiss
-    import torch
-
-    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {"cpu_count": os.cpu_count(), "ram_gb": round(pages / 1e9, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__, "faiss": faiss.__version__,
-            "faiss_threads": faiss.omp_get_max_threads(),
-            "load_average_at_start": os.getloadavg()}
 
 
 def reference_one(query, dictionary, k):
@@ -61,16 +47,6 @@ def numpy_batched(queries, dictionary, k, block=100):
         order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
         out.append(np.take_along_axis(part, order, 1))
     return np.concatenate(out)
-
-
-def fastest(repeats: int, run):
-    """(best wall seconds, result of the last run) over ``repeats`` runs."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def float64_top_k(queries, dictionary, k, block=65536):
@@ -94,10 +70,10 @@ def measure(n: int, args, rng) -> dict:
     index = DictionaryIndex.from_embeddings(x, ids, ids)
 
     sample = min(args.reference_sample, args.queries)
-    ours_s, (ours, _) = fastest(args.repeats, lambda: index.search_rows(q, args.k))
-    batched_s, batched = fastest(args.repeats, lambda: numpy_batched(q, x, args.k))
-    reference_s, reference = fastest(args.repeats, lambda: np.concatenate(
-        [reference_one(q[i], x, args.k) for i in range(sample)]))
+    ours_s, (ours, _) = fastest(lambda: index.search_rows(q, args.k), args.repeats)
+    batched_s, batched = fastest(lambda: numpy_batched(q, x, args.k), args.repeats)
+    reference_s, reference = fastest(lambda: np.concatenate(
+        [reference_one(q[i], x, args.k) for i in range(sample)]), args.repeats)
     reference_s = reference_s / sample * args.queries
     exact = float64_top_k(q[:sample], x, args.k)
     return {
