@@ -24,6 +24,7 @@ from sapbert_st.training import (
     paper_training_args,
     train_sapbert,
 )
+from sapbert_st.warm_start import warm_start_cls
 
 __version__ = "0.1.0"
 
@@ -41,4 +42,5 @@ __all__ = [
     "paper_training_args",
     "train_sapbert",
     "use_sapbert_model_card",
+    "warm_start_cls",
 ]

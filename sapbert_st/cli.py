@@ -213,10 +213,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.batch_size = PAPER_BATCH_SIZE
     if args.batch_size < 2:
         raise UsageError(f"--batch-size: expected at least 2 pairs, got {args.batch_size}")
+    if args.warm_start_steps < 0:
+        raise UsageError(f"--warm-start-steps: expected 0 or more steps, got "
+                         f"{args.warm_start_steps}")
     pairs, description = load_pair_sources(args.pairs_from, args)
     logger.info("Training on %d pairs of %d concepts from %s", len(pairs),
                 len(set(pairs["label"])), description)
     model = _load_model(base, args)
+    if args.warm_start_steps:
+        from sapbert_st.warm_start import warm_start_cls
+
+        names = list(pairs.select_columns(["name1", "name2"]).shuffle(seed=args.seed)[
+            : args.warm_start_steps * args.batch_size].values())
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            info = warm_start_cls(model, [n for column in names for n in column],
+                                  max_steps=args.warm_start_steps, batch_size=args.batch_size,
+                                  seed=args.seed)
+        logger.info("[CLS] warm start: %s", info)
     if args.adapter:
         from sapbert_st.adapters import add_sapbert_adapter
 
@@ -534,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only a Pfeiffer adapter of this size (needs sapbert-st[adapters])")
     p.add_argument("--max-pairs-per-concept", type=int, default=50,
                    help="cap on the pairs of one concept (paper: 50)")
+    p.add_argument("--warm-start-steps", type=int, default=0,
+                   help="first teach [CLS] the base model's mean-pooled embedding for this "
+                        "many steps (sapbert_st.warm_start; for mean-pooling bases such as "
+                        "MiniLM; not in the paper; our CPU recipe: 150)")
     p.add_argument("--seed", type=int, default=42, help="random seed")
     _common(p)
     p.set_defaults(func=cmd_train)

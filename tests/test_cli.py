@@ -122,6 +122,38 @@ def test_train_saves_a_cls_model_that_reloads(tiny_bert_path, tmp_path, capsys):
     assert "SapBERT" in (out / "README.md").read_text(encoding="utf-8")
 
 
+def test_train_warm_start_moves_cls_towards_mean_pooling(tiny_bert_path, tmp_path, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.warm_start import mean_pooling_teacher
+
+    obo = write_obo(tmp_path / "tiny.obo")
+    names = ["heart attack", "myocardial infarction", "abnormal heart"]
+    base = load_sapbert(tiny_bert_path, device="cpu")
+    target = mean_pooling_teacher(base).encode(names)
+    outputs = {}
+    for steps in (0, 3):
+        out = tmp_path / f"warm{steps}"
+        code, _, err = run(["train", "--pairs-from", f"obo:{obo}", "--model", tiny_bert_path,
+                            "--output", out, "--steps", 1, "--batch-size", 8, "--lr", 1e-9,
+                            "--warm-start-steps", steps, "--device", "cpu", "-q"], capsys)
+        assert code == 0, err
+        outputs[steps] = SentenceTransformer(str(out), device="cpu").encode(names)
+
+    def cosine(a, b):
+        return ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).mean()
+
+    assert cosine(outputs[3], target) > cosine(outputs[0], target)
+
+
+def test_train_negative_warm_start_steps_is_a_clear_error(tiny_bert_path, tmp_path, capsys):
+    code, _, err = run(["train", "--pairs-from", "hpo", "--model", tiny_bert_path,
+                        "--output", tmp_path / "m", "--warm-start-steps", -1, "-q"], capsys)
+    assert code == 2
+    assert "--warm-start-steps: expected 0 or more steps, got -1" in err
+
+
 def test_pair_sources_combine_ontology_and_benchmark(tmp_path, data_dir):
     import argparse
 
