@@ -243,6 +243,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         model, base_model_id=base_id or (None if Path(base).exists() else base),
         training_data=description, train_pairs=len(pairs), batch_size=args.batch_size,
         learning_rate=lr, mining=not args.no_mining,
+        extra_recipe={"[CLS] warm start": (
+            f"{args.warm_start_steps} steps x {args.batch_size} names on the base model's mean "
+            "pooling (`sapbert_st.warm_start_cls`)")} if args.warm_start_steps else {},
     )
     loss = OnlineMiningMultiSimilarityLoss(model, mining=not args.no_mining)
     import contextlib

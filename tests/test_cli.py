@@ -145,6 +145,9 @@ def test_train_warm_start_moves_cls_towards_mean_pooling(tiny_bert_path, tmp_pat
         return ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).mean()
 
     assert cosine(outputs[3], target) > cosine(outputs[0], target)
+    card = (tmp_path / "warm3" / "README.md").read_text(encoding="utf-8")
+    assert "[CLS] warm start | 3 steps x 8 names" in card
+    assert "warm start" not in (tmp_path / "warm0" / "README.md").read_text(encoding="utf-8")
 
 
 def test_train_negative_warm_start_steps_is_a_clear_error(tiny_bert_path, tmp_path, capsys):
