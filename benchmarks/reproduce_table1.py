@@ -436,17 +436,12 @@ def curve_evaluator(entry: dict, batch_size: int, total_steps: int):
 
 def train(model, pairs, steps: int, batch_size: int, lr: float, args, mining: bool = True,
           evaluator=None, eval_steps: int | None = None):
-    import torch
-
     from sapbert_st.losses import OnlineMiningMSLoss
     from sapbert_st.training import train_sapbert
 
     n = min(len(pairs), steps * batch_size)
     subset = pairs.shuffle(seed=args.seed).select(range(n))
-    extra = {}
-    if not torch.cuda.is_available():
-        extra["use_cpu"] = True
-        extra["bf16"] = (not args.no_bf16) and _cpu_has_bf16()
+    extra = _device_training_args(args)
     if evaluator is not None:
         extra.update(eval_strategy="steps", eval_steps=eval_steps)
     start = time.time()
@@ -464,23 +459,26 @@ def train(model, pairs, steps: int, batch_size: int, lr: float, args, mining: bo
 
 def warm_start(model, pairs, args) -> dict:
     """sapbert_st.warm_start.warm_start_cls on the first names of the shuffled pairs."""
-    import torch
+    from sapbert_st.warm_start import pair_names, warm_start_cls
 
-    from sapbert_st.warm_start import warm_start_cls
-
-    n = min(len(pairs), args.warm_start_steps * args.batch_size)
-    subset = pairs.shuffle(seed=args.seed).select(range(n))
-    names = list(dict.fromkeys(list(subset["name1"]) + list(subset["name2"])))
-    extra = {}
-    if not torch.cuda.is_available():
-        extra = {"use_cpu": True, "bf16": (not args.no_bf16) and _cpu_has_bf16()}
+    names = pair_names(pairs.shuffle(seed=args.seed), args.warm_start_steps * args.batch_size)
     start = time.time()
     info = warm_start_cls(model, names, max_steps=args.warm_start_steps,
-                          batch_size=args.batch_size, seed=args.seed, **extra)
+                          batch_size=args.batch_size, seed=args.seed,
+                          **_device_training_args(args))
     info["seconds"] = time.time() - start
     logger.info("warm start: %s", info)
     model.eval()
     return info
+
+
+def _device_training_args(args) -> dict:
+    """Trainer flags off CUDA: the CPU, with bf16 autocast where the CPU has it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"use_cpu": True, "bf16": (not args.no_bf16) and _cpu_has_bf16()}
 
 
 def _cpu_has_bf16() -> bool:

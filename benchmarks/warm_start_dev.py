@@ -104,7 +104,7 @@ def main(argv=None) -> list[dict]:
     from sapbert_st import load_sapbert
     from sapbert_st.losses import OnlineMiningMSLoss
     from sapbert_st.training import train_sapbert
-    from sapbert_st.warm_start import warm_start_cls
+    from sapbert_st.warm_start import pair_names, warm_start_cls
 
     torch.manual_seed(args.seed)
     base = str(get_model_path())
@@ -137,9 +137,7 @@ def main(argv=None) -> list[dict]:
     label = f"warm start {args.warm_start_steps} steps" + (" (unit targets)" if args.unit_targets
                                                           else "")
     if args.warm_start_steps:
-        n = args.warm_start_steps * 256
-        subset = pairs.select(range(n))
-        names = list(dict.fromkeys(list(subset["name1"]) + list(subset["name2"])))
+        names = pair_names(pairs, args.warm_start_steps * 256)
         start = time.time()
         info = warm_start_cls(model, names, max_steps=args.warm_start_steps, batch_size=256,
                               seed=args.seed, use_cpu=True, bf16=bf16,

@@ -221,16 +221,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 len(set(pairs["label"])), description)
     model = _load_model(base, args)
     if args.warm_start_steps:
-        from sapbert_st.warm_start import warm_start_cls
+        from sapbert_st.warm_start import pair_names, warm_start_cls
 
-        names = list(pairs.select_columns(["name1", "name2"]).shuffle(seed=args.seed)[
-            : args.warm_start_steps * args.batch_size].values())
+        names = pair_names(pairs.shuffle(seed=args.seed), args.warm_start_steps * args.batch_size)
         import contextlib
 
         with contextlib.redirect_stdout(sys.stderr):
-            info = warm_start_cls(model, [n for column in names for n in column],
-                                  max_steps=args.warm_start_steps, batch_size=args.batch_size,
-                                  seed=args.seed)
+            info = warm_start_cls(model, names, max_steps=args.warm_start_steps,
+                                  batch_size=args.batch_size, seed=args.seed)
         logger.info("[CLS] warm start: %s", info)
     if args.adapter:
         from sapbert_st.adapters import add_sapbert_adapter

@@ -35,12 +35,18 @@ def mean_pooling_teacher(model: SentenceTransformer) -> SentenceTransformer:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
     transformer = model[0]
-    dim = (transformer.get_embedding_dimension() if hasattr(transformer, "get_embedding_dimension")
-           else transformer.get_word_embedding_dimension())
-    teacher = SentenceTransformer(
-        modules=[transformer, Pooling(dim, pooling_mode="mean"), Normalize()], device=model.device
-    )
-    return teacher
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=model.device)
+
+
+def pair_names(pairs, max_pairs: int) -> list[str]:
+    """Distinct names of the first ``max_pairs`` rows of a ``name1``/``name2`` pair dataset.
+
+    All ``name1`` values come first, then the ``name2`` values; shuffle ``pairs`` before
+    calling for a random sample.
+    """
+    head = pairs.select(range(min(len(pairs), max_pairs)))
+    return list(dict.fromkeys([*head["name1"], *head["name2"]]))
 
 
 def distillation_targets(

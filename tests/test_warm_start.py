@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from sapbert_st.model import pooling_modes
-from sapbert_st.warm_start import distillation_targets, mean_pooling_teacher, warm_start_cls
+from sapbert_st.warm_start import (
+    distillation_targets,
+    mean_pooling_teacher,
+    pair_names,
+    warm_start_cls,
+)
 
 NAMES = [f"{a} {b} {c}" for a in ("acute", "chronic", "heart", "cell", "type 2")
          for b in ("pain", "failure", "infection", "deficiency", "tumor")
@@ -91,6 +96,15 @@ class SentenceTransformerStub:
 
     def encode(self, texts, **kwargs):
         return self.vectors[: len(texts)]
+
+
+def test_pair_names_takes_distinct_names_of_the_first_pairs():
+    from datasets import Dataset
+
+    pairs = Dataset.from_dict({"name1": ["a", "b", "a", "z"], "name2": ["b", "c", "d", "y"],
+                               "label": [0, 0, 1, 2]})
+    assert pair_names(pairs, 3) == ["a", "b", "c", "d"]
+    assert pair_names(pairs, 100) == ["a", "b", "z", "c", "d", "y"]
 
 
 def test_model_stays_a_cls_model(tiny_model, tmp_path):
