@@ -5,11 +5,15 @@ test) for: MiniLM base [CLS] and mean pooling; [CLS] after ``warm_start_cls``; a
 pretraining on top, evaluated every ``--eval-every`` steps. Embeddings use bf16 autocast
 (``compute_dtype="bfloat16"``) to keep each evaluation near one minute on 2 cores.
 
-Writes ``benchmarks/results/warm_start_dev.json`` (one record per evaluation).
+Writes ``benchmarks/results/warm_start_dev.json`` (one record per evaluation). With
+``--cosine`` every [CLS] checkpoint is also ranked by cosine similarity (the similarity
+the MS loss trains) next to the reference code's dot product, from the same encoding.
 
 Usage:
     python benchmarks/warm_start_dev.py --data-dir ../shared/data \
         --warm-start-steps 150 --steps 200 --lr 1e-4 --eval-every 100
+    python benchmarks/warm_start_dev.py --data-dir ../shared/data --base-rows --cosine \
+        --output benchmarks/results/warm_start_dev_cosine.json
     python benchmarks/warm_start_dev.py --data-dir ../shared/data --unit-targets ...
 """
 
@@ -53,9 +57,12 @@ def load_dev_sets(data_dir: str) -> dict[str, dict]:
     return out
 
 
-def score(model, dev_sets: dict, head=slice(None), normalize: bool = False) -> dict:
-    """acc@1 (%) per dev set, each distinct text encoded once."""
-    from sapbert_st.linking import DictionaryIndex
+def score(model, dev_sets: dict, head=slice(None), normalize: bool = False,
+          also_cosine: bool = False) -> dict:
+    """acc@1 (%) per dev set, each distinct text encoded once.
+
+    ``also_cosine``: return ``{"dot": ..., "cosine": ...}``, both from one encoding.
+    """
     from sapbert_st.linking.index import encode_texts
 
     texts = list(dict.fromkeys(t for e in dev_sets.values() for t in _needed_texts(e)))
@@ -63,8 +70,15 @@ def score(model, dev_sets: dict, head=slice(None), normalize: bool = False) -> d
     model.eval()
     vectors = encode_texts(model, texts, batch_size=64, compute_dtype="bfloat16")[:, head]
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if normalize:
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    if also_cosine:
+        return {"dot": _accuracies(vectors, position, dev_sets),
+                "cosine": _accuracies(unit, position, dev_sets)}
+    return _accuracies(unit if normalize else vectors, position, dev_sets)
+
+
+def _accuracies(vectors: np.ndarray, position: dict[str, int], dev_sets: dict) -> dict:
+    from sapbert_st.linking import DictionaryIndex
 
     def lookup(batch):
         return vectors[[position[t] for t in batch]]
@@ -75,7 +89,7 @@ def score(model, dev_sets: dict, head=slice(None), normalize: bool = False) -> d
         index = DictionaryIndex.from_embeddings(lookup(names), names, cuis, similarity="dot")
         out[name] = round(100 * _score_folds(PrecomputedDenseIndex(index, lookup), entry,
                                              names, cuis)["acc@1"], 2)
-    out["mean"] = round(float(np.mean([out[n] for n in DEV_SETS])), 2)
+    out["mean"] = round(float(np.mean([out[n] for n in dev_sets])), 2)
     return out
 
 
@@ -92,6 +106,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cosine", action="store_true",
+                        help="also score every [CLS] checkpoint by cosine similarity "
+                             "(records tagged '(cosine)')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -120,6 +137,14 @@ def main(argv=None) -> list[dict]:
         path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         return result
 
+    def record_cls(tag: str, model, extra: dict | None = None) -> dict:
+        """Score [CLS] by dot product (and cosine with --cosine); returns the dot result."""
+        if not args.cosine:
+            return record(tag, score(model, dev_sets) | (extra or {}))
+        both = score(model, dev_sets, also_cosine=True)
+        record(f"{tag} (cosine)", both["cosine"])
+        return record(tag, both["dot"] | (extra or {}))
+
     if args.base_rows:
         published = SentenceTransformer(base, device="cpu")
         published.max_seq_length = 25
@@ -127,6 +152,8 @@ def main(argv=None) -> list[dict]:
                                    device="cpu")
         both.max_seq_length = 25
         record("base [CLS]", score(both, dev_sets, slice(0, 384)))
+        if args.cosine:
+            record("base [CLS] (cosine)", score(both, dev_sets, slice(0, 384), normalize=True))
         record("base mean pooling", score(both, dev_sets, slice(384, 768), normalize=True))
 
     bf16 = _cpu_has_bf16()
@@ -142,7 +169,7 @@ def main(argv=None) -> list[dict]:
         info = warm_start_cls(model, names, max_steps=args.warm_start_steps, batch_size=256,
                               seed=args.seed, use_cpu=True, bf16=bf16,
                               target_norm=1.0 if args.unit_targets else None)
-        record(label, score(model, dev_sets) | {"seconds": round(time.time() - start)} | info)
+        record_cls(label, model, {"seconds": round(time.time() - start)} | info)
 
     class Curve(SentenceEvaluator):
         def __init__(self):
@@ -154,7 +181,7 @@ def main(argv=None) -> list[dict]:
             steps = args.steps if steps == -1 else steps
             if steps in self.done:  # train_sapbert scores once more after the last step
                 return self.done[steps]
-            self.done[steps] = record(f"{label} + SapBERT {steps} steps, lr {args.lr}", score(model, dev_sets))
+            self.done[steps] = record_cls(f"{label} + SapBERT {steps} steps, lr {args.lr}", model)
             return self.done[steps]
 
     if args.steps:
