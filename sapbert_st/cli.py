@@ -553,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-start-steps", type=int, default=0,
                    help="first teach [CLS] the base model's mean-pooled embedding for this "
                         "many steps (sapbert_st.warm_start; for mean-pooling bases such as "
-                        "MiniLM; not in the paper; our CPU recipe: 150)")
+                        "MiniLM when names are ranked by dot product; not in the paper; "
+                        "typical: 150)")
     p.add_argument("--seed", type=int, default=42, help="random seed")
     _common(p)
     p.set_defaults(func=cmd_train)
