@@ -70,11 +70,14 @@ def score(model, dev_sets: dict, head=slice(None), normalize: bool = False,
     model.eval()
     vectors = encode_texts(model, texts, batch_size=64, compute_dtype="bfloat16")[:, head]
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     if also_cosine:
         return {"dot": _accuracies(vectors, position, dev_sets),
-                "cosine": _accuracies(unit, position, dev_sets)}
-    return _accuracies(unit if normalize else vectors, position, dev_sets)
+                "cosine": _accuracies(_unit(vectors), position, dev_sets)}
+    return _accuracies(_unit(vectors) if normalize else vectors, position, dev_sets)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def _accuracies(vectors: np.ndarray, position: dict[str, int], dev_sets: dict) -> dict:
@@ -137,11 +140,11 @@ def main(argv=None) -> list[dict]:
         path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         return result
 
-    def record_cls(tag: str, model, extra: dict | None = None) -> dict:
+    def record_cls(tag: str, model, extra: dict | None = None, head=slice(None)) -> dict:
         """Score [CLS] by dot product (and cosine with --cosine); returns the dot result."""
         if not args.cosine:
-            return record(tag, score(model, dev_sets) | (extra or {}))
-        both = score(model, dev_sets, also_cosine=True)
+            return record(tag, score(model, dev_sets, head) | (extra or {}))
+        both = score(model, dev_sets, head, also_cosine=True)  # one encoding for both
         record(f"{tag} (cosine)", both["cosine"])
         return record(tag, both["dot"] | (extra or {}))
 
@@ -151,9 +154,7 @@ def main(argv=None) -> list[dict]:
         both = SentenceTransformer(modules=[published[0], Pooling(384, pooling_mode=("cls", "mean"))],
                                    device="cpu")
         both.max_seq_length = 25
-        record("base [CLS]", score(both, dev_sets, slice(0, 384)))
-        if args.cosine:
-            record("base [CLS] (cosine)", score(both, dev_sets, slice(0, 384), normalize=True))
+        record_cls("base [CLS]", both, head=slice(0, 384))
         record("base mean pooling", score(both, dev_sets, slice(384, 768), normalize=True))
 
     bf16 = _cpu_has_bf16()
