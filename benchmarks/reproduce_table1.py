@@ -737,14 +737,15 @@ def main(argv=None) -> dict:
                                device="cpu")
     both.max_seq_length = 25
     _check_heads(both, published, base_path, dim)
-    cosine = {"cls"} if args.similarity == "cosine" else set()  # heads to L2-normalize
+    rank_by_cosine = args.similarity == "cosine"
+    unit_cls = {"cls"} if rank_by_cosine else set()  # the [CLS] heads to L2-normalize
     base_cache = EmbeddingCache(both, {"cls": slice(0, dim), "mean": slice(dim, 2 * dim),
                                        "dot": slice(0, dim)},
-                                normalize={"mean"} | cosine, batch_size=args.batch_size_encode)
+                                normalize={"mean"} | unit_cls, batch_size=args.batch_size_encode)
     with clock.phase("MiniLM base rows"):
         for name in available_for_base:
             heads = (("cls", "base-cls"), ("mean", "base-mean")) + (
-                (("dot", "base-cls-dot"),) if cosine else ())
+                (("dot", "base-cls-dot"),) if rank_by_cosine else ())
             for head, key in heads:
                 table[key][name] = base_cache.score(head, benches[name])
                 logger.info("%-9s %-26s %s", key, name, _cell(table[key][name]))
@@ -766,7 +767,7 @@ def main(argv=None) -> dict:
         curve = None
         t2_entry = benches.get("cometa-zeroshot-general", {})
         if "dictionary" in t2_entry and args.table2_steps < args.steps:
-            curve = curve_evaluator(t2_entry, args.batch_size_encode, args.steps, cosine)
+            curve = curve_evaluator(t2_entry, args.batch_size_encode, args.steps, unit_cls)
         start_model = copy.deepcopy(sapbert)  # the Table 2 mining-off arm starts here
         pretrain = train(sapbert, pairs, args.steps, args.batch_size, args.lr, args,
                          evaluator=curve, eval_steps=args.table2_steps)
@@ -775,13 +776,15 @@ def main(argv=None) -> dict:
         report["learning_curve_cometa_zeroshot_general"] = {
             str(step): value for step, value in sorted(curve.points.items())}
     step_seconds = pretrain["seconds"] / max(1, args.steps) / max(1, args.batch_size)  # per pair
-    sap_cache = EmbeddingCache(sapbert, {"cls": slice(None), "dot": slice(None)}, cosine,
+    sap_cache = EmbeddingCache(sapbert, {"cls": slice(None), "dot": slice(None)}, unit_cls,
                                args.batch_size_encode)
+    # With --pooling mean the model's Normalize module makes dot product equal cosine.
+    sap_dot_row = rank_by_cosine and args.pooling == "cls"
     with clock.phase("SapBERT rows"):
         for name in available:
             table["sapbert"][name] = sap_cache.score("cls", benches[name])
             logger.info("%-9s %-26s %s", "sapbert", name, _cell(table["sapbert"][name]))
-            if cosine:  # the same embeddings, ranked as the reference code does
+            if sap_dot_row:  # the same embeddings, ranked as the reference code does
                 table["sapbert-dot"][name] = sap_cache.score("dot", benches[name])
                 logger.info("%-9s %-26s %s", "sapbert-dot", name,
                             _cell(table["sapbert-dot"][name]))
@@ -856,7 +859,7 @@ def main(argv=None) -> dict:
                 model = copy.deepcopy(start_model)
                 info = train(model, pairs, args.table2_steps, args.batch_size, args.lr, args,
                              mining=False)
-                cache = EmbeddingCache(model, {"cls": slice(None)}, cosine, args.batch_size_encode)
+                cache = EmbeddingCache(model, {"cls": slice(None)}, unit_cls, args.batch_size_encode)
                 report["table2"]["no-mining"] = cache.score("cls", entry)
                 report["table2"]["no-mining"]["training"] = info
                 logger.info("no-mining %s %s", name, _cell(report["table2"]["no-mining"]))
@@ -873,7 +876,7 @@ def main(argv=None) -> dict:
                     model, "13%" if key == "adapter-13" else "1%").to_dict()
                 lr = args.adapter_lr
             info = train(model, ft_pairs, args.finetune_steps, args.finetune_batch_size, lr, args)
-            cache = EmbeddingCache(model, {"cls": slice(None)}, cosine, args.batch_size_encode)
+            cache = EmbeddingCache(model, {"cls": slice(None)}, unit_cls, args.batch_size_encode)
             result = cache.score("cls", entry)
             result["training"] = info | {"train_pairs": len(ft_pairs),
                                          "split": FINETUNE_SPLITS[name]}
