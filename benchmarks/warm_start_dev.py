@@ -107,6 +107,8 @@ def main(argv=None) -> list[dict]:
                         help="distil onto unit-norm targets (the variant that fails)")
     parser.add_argument("--steps", type=int, default=200, help="SapBERT steps after it")
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
+                        help="constant (the paper's) or linear decay to 0 over --steps")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cosine", action="store_true",
@@ -182,13 +184,16 @@ def main(argv=None) -> list[dict]:
             steps = args.steps if steps == -1 else steps
             if steps in self.done:  # train_sapbert scores once more after the last step
                 return self.done[steps]
-            self.done[steps] = record_cls(f"{label} + SapBERT {steps} steps, lr {args.lr}", model)
+            schedule = "" if args.lr_schedule == "constant" else f" {args.lr_schedule} decay"
+            self.done[steps] = record_cls(
+                f"{label} + SapBERT {steps} steps, lr {args.lr}{schedule}", model)
             return self.done[steps]
 
     if args.steps:
         train_sapbert(model, pairs.select(range(args.steps * 256)), max_steps=args.steps,
                       batch_size=256, learning_rate=args.lr, loss=OnlineMiningMSLoss(model),
                       seed=args.seed, use_cpu=True, bf16=bf16, logging_steps=25,
+                      lr_scheduler_type=args.lr_schedule,
                       evaluator=Curve(), eval_strategy="steps", eval_steps=args.eval_every)
     return records
 
