@@ -341,6 +341,11 @@ def _needed_texts(entry: dict) -> list[str]:
     return texts
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """A copy of ``vectors`` with every row scaled to unit L2 norm (zero rows stay zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 class EmbeddingCache:
     """Encode each distinct text once per model; several heads may share one pass."""
 
@@ -374,9 +379,7 @@ class EmbeddingCache:
         self.add(texts)
         rows = np.fromiter((self.position[t] for t in texts), dtype=np.int64, count=len(texts))
         out = np.ascontiguousarray(self.vectors[rows][:, self.heads[head]], dtype=np.float32)
-        if head in self.normalize:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        return unit_rows(out) if head in self.normalize else out
 
     def score(self, head: str, entry: dict) -> dict:
         from sapbert_st.linking import DictionaryIndex
@@ -973,10 +976,11 @@ def targets(table: dict) -> dict:
     sap = table["sapbert"]
     for name, needed in (("ncbi-disease", 1.0), ("bc5cdr-disease", 1.0),
                          ("cometa-stratified-general", 3.0), ("cometa-zeroshot-general", 3.0)):
+        ours = sap.get(name)
         for key, words in (("base-cls", "base [CLS]"), ("base-cls-dot", "base [CLS] by dot")):
-            a, b = sap.get(name), table[key].get(name)
-            if isinstance(a, dict) and isinstance(b, dict):
-                gain = 100 * (a["acc@1"] - b["acc@1"])
+            base = table[key].get(name)
+            if isinstance(ours, dict) and isinstance(base, dict):
+                gain = 100 * (ours["acc@1"] - base["acc@1"])
                 out[f"{name}: SapBERT - {words} acc@1 >= {needed}"] = {
                     "gain": round(gain, 2), "met": gain >= needed}
     for name in sap:

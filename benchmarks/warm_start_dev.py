@@ -40,6 +40,7 @@ from reproduce_table1 import (
     _needed_texts,
     _score_folds,
     build_pretraining_pairs,
+    unit_rows,
 )
 
 logger = logging.getLogger("warm_start_dev")
@@ -72,12 +73,8 @@ def score(model, dev_sets: dict, head=slice(None), normalize: bool = False,
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if also_cosine:
         return {"dot": _accuracies(vectors, position, dev_sets),
-                "cosine": _accuracies(_unit(vectors), position, dev_sets)}
-    return _accuracies(_unit(vectors) if normalize else vectors, position, dev_sets)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                "cosine": _accuracies(unit_rows(vectors), position, dev_sets)}
+    return _accuracies(unit_rows(vectors) if normalize else vectors, position, dev_sets)
 
 
 def _accuracies(vectors: np.ndarray, position: dict[str, int], dev_sets: dict) -> dict:
