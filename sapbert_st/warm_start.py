@@ -4,8 +4,8 @@ Most sentence-transformers checkpoints (all-MiniLM-L6-v2 among them) were traine
 mean pooling, so their [CLS] output was never trained: on NCBI-disease dev, MiniLM's
 [CLS] ranked by dot product links 71.5% of mentions correctly against 90.6% for its mean
 pooling. SapBERT represents a name by [CLS] (paper section 2), and a few hundred CPU steps
-of SapBERT training do not close that gap. :func:`warm_start_cls` first teaches [CLS] to reproduce
-the base model's own mean-pooled embedding direction (knowledge distillation with
+of SapBERT training do not close that gap. :func:`warm_start_cls` first teaches [CLS] to
+reproduce the base model's own mean-pooled embedding direction (knowledge distillation with
 ``MSELoss``, teacher = the same encoder before training), so SapBERT training starts from
 the base model's quality instead of below it. Targets are scaled to the mean norm of the
 untrained [CLS] output: unit-norm targets shrink the embeddings tenfold, which multiplies
