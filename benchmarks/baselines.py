@@ -183,11 +183,13 @@ def _patched_index(index):
 
 def evaluate_with_index(index, mentions: Sequence[str], gold: Sequence[str],
                         names: Sequence[str], cuis: Sequence[str],
-                        accuracy_at_k=(1, 5)) -> dict[str, float]:
-    """acc@k of ``index`` by :meth:`EntityLinkingEvaluator.compute_metrics` itself."""
+                        accuracy_at_k=(1, 5)) -> dict:
+    """acc@k of ``index`` by :meth:`EntityLinkingEvaluator.compute_metrics` itself, and
+    ``"ranks"``: each query's first correct rank (the evaluator's ``ranks``)."""
     from sapbert_st.evaluation import EntityLinkingEvaluator
 
     evaluator = EntityLinkingEvaluator(list(mentions), list(gold), list(names), list(cuis),
                                        accuracy_at_k=accuracy_at_k, show_progress_bar=False)
     with _patched_index(index):
-        return evaluator.compute_metrics(model=None)
+        metrics = evaluator.compute_metrics(model=None)
+    return {**metrics, "ranks": evaluator.ranks}

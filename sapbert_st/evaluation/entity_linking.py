@@ -93,6 +93,10 @@ class EntityLinkingEvaluator(SentenceEvaluator):
     Mentions and names are used as given: the reference lowercases both when loading
     (the ``sapbert_st.data`` loaders do too).
 
+    After a call, ``ranks`` holds each query's rank (1-based) at which it first becomes
+    correct, ``inf`` beyond ``max(accuracy_at_k)``: the per-query record behind ``acc@k``,
+    for error analysis and paired comparisons of two models on the same queries.
+
     Args:
         mentions: Query mentions (list of str), or a ``datasets.Dataset`` with ``mention``
             and ``gold`` (or ``cuis``) columns, as the ``sapbert_st.data`` loaders return.
@@ -177,6 +181,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         self._parts = [split_composite(m) for m in self.mentions]
         self._gold_sets = [set(split_composite(g)) for g in self.gold]
         self.predictions: list[dict[str, Any]] | None = None
+        self.ranks: np.ndarray | None = None
 
     def __call__(self, model: SentenceTransformer, output_path: str | None = None,
                  epoch: int = -1, steps: int = -1) -> dict[str, float]:
@@ -211,7 +216,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
 
     def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
         """Encode the dictionary and the mention parts, retrieve, and score (no side effects
-        except ``self.predictions``)."""
+        except ``self.predictions`` and ``self.ranks``)."""
         show = _progress(self.show_progress_bar)
         index = DictionaryIndex.build(
             model, self.dictionary_names, self.dictionary_cuis, similarity=self.similarity,
@@ -259,6 +264,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
             if self.save_predictions:
                 predictions.append({"mentions": mentions_out})
         self.predictions = predictions if self.save_predictions else None
+        self.ranks = first_hit
         return {f"acc@{k}": float(np.mean(first_hit <= k)) for k in self.accuracy_at_k}
 
     @property

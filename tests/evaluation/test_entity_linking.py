@@ -87,6 +87,7 @@ def test_hand_computed_composite_cases(tmp_path):
     assert metrics == expected
     assert metrics == {"toy_acc@1": 3 / 7, "toy_acc@2": 5 / 7, "toy_acc@3": 6 / 7,
                        "toy_acc@5": 6 / 7}
+    assert evaluator.ranks.tolist() == [np.inf if r is None else r for r in ranks]
     assert evaluator.primary_metric == "toy_acc@1"
     assert model.card_metrics == [("toy_acc@1", metrics, -1, -1)]
 
