@@ -139,6 +139,12 @@ class ConceptSynonyms:
         self.num_empty = 0
         self.num_merges = 0
         self.num_single_name_concepts = 0
+        #: Per source added with :meth:`begin_source`: how many concepts of earlier sources
+        #: it joined through a shared id (the cross-source merging of :func:`build_pairs`).
+        self.shared_with_earlier_sources: list[int] = []
+        self._source_start = 0  # slots below this were created by earlier sources
+        self._counting = False
+        self._joined: set[int] = set()
 
     # -- building -------------------------------------------------------------------------
     def _find(self, slot: int) -> int:
@@ -179,6 +185,8 @@ class ConceptSynonyms:
             for i in ids:
                 s = self._slot_of_id.get(i)
                 if s is not None:
+                    if s < self._source_start:
+                        self._joined.add(s)
                     r = self._find(s)
                     if r not in roots:
                         roots.append(r)
@@ -198,7 +206,23 @@ class ConceptSynonyms:
             s = self._new_slot(cui)
             self._slot_of_id[cui] = s
             return s
+        if s < self._source_start:
+            self._joined.add(s)
         return self._find(s)
+
+    def begin_source(self) -> None:
+        """Start a new source: count the earlier concepts its records join by a shared id."""
+        self.end_sources()
+        self._counting = True
+        self._source_start = len(self._names)
+
+    def end_sources(self) -> None:
+        """Close the count of the source started last with :meth:`begin_source`."""
+        if self._counting:
+            self.shared_with_earlier_sources.append(len(self._joined))
+        self._counting = False
+        self._source_start = 0
+        self._joined = set()
 
     def add(self, cui: str, name: str) -> None:
         """Add one record."""
@@ -319,7 +343,8 @@ class ConceptSynonyms:
         n_concepts = self.num_concepts
         logger.info(
             "%d synonym pairs from %d concepts (%d names); %d concepts have a single name and "
-            "give no pairs; %d duplicate and %d empty names dropped; %d concept merges",
+            "give no pairs; %d duplicate and %d empty names dropped; %d concepts merged by a "
+            "multi-id cui",
             len(dataset), n_concepts, self.num_names, self.num_single_name_concepts,
             self.num_duplicates, self.num_empty, self.num_merges,
         )
@@ -379,7 +404,12 @@ def _collect(sources, lowercase, split_ids, id_map, show_progress_bar) -> Concep
         raise ValueError("expected at least one source of (cui, name) records")
     store = ConceptSynonyms(lowercase=lowercase, split_ids=split_ids, id_map=id_map)
     for k, source in enumerate(sources):
+        store.begin_source()
         store.add_records(source, show_progress_bar, desc=f"Reading source {k + 1}/{len(sources)}")
+    store.end_sources()
+    if len(sources) > 1:
+        logger.info("sources 2 to %d joined %s concepts of earlier sources through shared ids",
+                    len(sources), ", ".join(map(str, store.shared_with_earlier_sources[1:])))
     return store
 
 

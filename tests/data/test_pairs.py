@@ -107,6 +107,21 @@ def test_combined_sources_share_one_label_space():
     assert dict(zip(alone["cui"], alone["label"])) == {"MESH:D1": label_of["MESH:D1"]}
 
 
+def test_shared_ids_across_sources_are_counted_and_logged(caplog):
+    src1 = [("MESH:D1", "fever"), ("MESH:D1", "pyrexia"), ("MESH:D2", "cough")]
+    src2 = [("MESH:D2", "tussis"), ("MESH:D2", "coughing"), ("MESH:D1|OMIM:5", "febrile"),
+            ("MONDO:1", "x"), ("MONDO:1", "y")]
+    src3 = [("MONDO:1", "z"), ("HP:7", "w")]
+    with caplog.at_level(logging.INFO, logger="sapbert_st.data.pairs"):
+        pairs = build_pairs(src1, src2, src3, show_progress_bar=False)
+    # source 2 joins D2 and D1 (the latter through a multi-id cui); source 3 joins MONDO:1
+    assert "sources 2 to 3 joined 2, 1 concepts of earlier sources" in caplog.text
+    assert len(set(pairs["label"])) == 3
+    store = ConceptSynonyms()
+    store.add_records(src1)  # without begin_source nothing is counted
+    assert store.shared_with_earlier_sources == []
+
+
 def test_multi_id_cuis_bridge_concepts():
     store = ConceptSynonyms()
     store.add_records([("MESH:C1", "a"), ("OMIM:9", "b"), ("MESH:C1|OMIM:9", "c"), ("MESH:D5", "e")])
