@@ -451,7 +451,7 @@ def curve_evaluator(entry: dict, batch_size: int, total_steps: int, normalize: s
         def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict:
             steps = total_steps if steps == -1 else steps  # the call after training
             if steps in self.points:
-                return dict(self.points[steps])
+                return _public(self.points[steps])  # the trainer logs only the metrics
             start = time.time()
             result = EmbeddingCache(model, {"cls": slice(None)}, normalize, batch_size).score(
                 "cls", entry)
@@ -459,7 +459,7 @@ def curve_evaluator(entry: dict, batch_size: int, total_steps: int, normalize: s
             self.seconds += time.time() - start
             logger.info("%s after %d steps: %s (%.0f s)", entry["name"], steps, _cell(result),
                         time.time() - start)
-            return dict(result)
+            return _public(result)
 
     return LearningCurve()
 
