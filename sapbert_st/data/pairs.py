@@ -143,8 +143,7 @@ class ConceptSynonyms:
         #: it joined through a shared id (the cross-source merging of :func:`build_pairs`).
         self.shared_with_earlier_sources: list[int] = []
         self._source_start = 0  # slots below this were created by earlier sources
-        self._counting = False
-        self._joined: set[int] = set()
+        self._joined: set[int] | None = None  # earlier slots the current source joined
 
     # -- building -------------------------------------------------------------------------
     def _find(self, slot: int) -> int:
@@ -213,16 +212,15 @@ class ConceptSynonyms:
     def begin_source(self) -> None:
         """Start a new source: count the earlier concepts its records join by a shared id."""
         self.end_sources()
-        self._counting = True
         self._source_start = len(self._names)
+        self._joined = set()
 
     def end_sources(self) -> None:
         """Close the count of the source started last with :meth:`begin_source`."""
-        if self._counting:
+        if self._joined is not None:
             self.shared_with_earlier_sources.append(len(self._joined))
-        self._counting = False
-        self._source_start = 0
-        self._joined = set()
+        self._source_start = 0  # outside a source no slot is "earlier": nothing is counted
+        self._joined = None
 
     def add(self, cui: str, name: str) -> None:
         """Add one record."""
