@@ -182,10 +182,8 @@ class ConceptSynonyms:
                 ids = [id_map.get(i, i) for i in ids]
             roots = []
             for i in ids:
-                s = self._slot_of_id.get(i)
+                s = self._existing_slot(i)
                 if s is not None:
-                    if s < self._source_start:
-                        self._joined.add(s)
                     r = self._find(s)
                     if r not in roots:
                         roots.append(r)
@@ -200,14 +198,20 @@ class ConceptSynonyms:
             return root
         if id_map is not None:
             cui = id_map.get(cui, cui)
-        s = self._slot_of_id.get(cui)
+        s = self._existing_slot(cui)
         if s is None:
             s = self._new_slot(cui)
             self._slot_of_id[cui] = s
             return s
-        if s < self._source_start:
-            self._joined.add(s)
         return self._find(s)
+
+    def _existing_slot(self, concept_id: str) -> int | None:
+        """The slot already holding ``concept_id``, if any, counted as joined when an earlier
+        source created it."""
+        s = self._slot_of_id.get(concept_id)
+        if s is not None and s < self._source_start:
+            self._joined.add(s)
+        return s
 
     def begin_source(self) -> None:
         """Start a new source: count the earlier concepts its records join by a shared id."""
