@@ -1,5 +1,14 @@
-"""Entity linking: nearest-neighbour search over a dictionary of concept names."""
+"""Entity linking: nearest-neighbour search over a dictionary of concept names.
 
-from sapbert_st.linking.index import DictionaryIndex, IndexMismatchError, model_fingerprint
+Modules, bottom up: ``checks`` (argument checks), ``dictionary`` (names and ids),
+``encoding`` (``encode_texts``, model fingerprints), ``embeddings`` (checks and hashes of
+the stored embeddings), ``approximate`` (faiss), ``index_folder`` (the saved folder) and
+``index`` (:class:`DictionaryIndex`).
+"""
 
-__all__ = ["DictionaryIndex", "IndexMismatchError", "model_fingerprint"]
+from sapbert_st.linking.encoding import IndexMismatchError, encode_texts, model_fingerprint
+from sapbert_st.linking.index import DictionaryIndex
+from sapbert_st.linking.index_folder import IndexFolderError
+
+__all__ = ["DictionaryIndex", "IndexFolderError", "IndexMismatchError", "encode_texts",
+           "model_fingerprint"]

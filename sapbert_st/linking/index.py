@@ -3,262 +3,97 @@
 SapBERT links a mention by nearest-neighbour search over the embeddings of every name in
 a dictionary (UMLS: 4M concepts, 7.4M-14.8M names). The reference code embeds queries one
 at a time, pads every name to 25 tokens and sorts the full score matrix. This index
-streams the dictionary through ``model.encode`` in chunks (bounded memory; each chunk is
-length-sorted and dynamically padded by sentence-transformers), stores the embeddings as
-float32 or float16 (in RAM or as an on-disk ``.npy`` memmap) and searches them with faiss.
+streams the dictionary through ``model.encode`` in chunks (:mod:`.encoding`), stores the
+embeddings as float32 or float16 (in RAM or as an on-disk ``.npy`` memmap; checked by
+:mod:`.embeddings`), searches them exactly or with faiss (:mod:`.approximate`) and saves
+them as one verified folder (:mod:`.index_folder`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sapbert_st.progress import resolve_show_progress_bar
+from sapbert_st.linking import approximate
+from sapbert_st.linking.approximate import INDEX_TYPES, import_faiss
+from sapbert_st.linking.checks import check_bool, check_int, check_positive_int
+from sapbert_st.linking.dictionary import dictionary_columns
+from sapbert_st.linking.embeddings import (
+    DTYPES,
+    SIMILARITIES,
+    check_embeddings_array,
+    scan_embeddings,
+)
+from sapbert_st.linking.encoding import (
+    COMPUTE_DTYPES,
+    PROBE_TEXTS,
+    IndexMismatchError,
+    _progress,
+    check_compute_dtype,
+    check_fingerprint,
+    check_model,
+    default_encode_batch_size,
+    embedding_dimension,
+    encode_texts,
+    model_fingerprint,
+)
+from sapbert_st.linking.index_folder import (
+    CONFIG_NAME,
+    DICTIONARY_NAME,
+    EMBEDDINGS_NAME,
+    FAISS_NAME,
+    FORMAT_VERSION,
+    IndexFolderError,
+    read_index_folder,
+    write_index_folder,
+)
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
-#: Bump when the folder layout written by :meth:`DictionaryIndex.save` changes.
-FORMAT_VERSION = 1
-CONFIG_NAME = "index_config.json"
-DICTIONARY_NAME = "dictionary.arrow"
-EMBEDDINGS_NAME = "embeddings.npy"
-FAISS_NAME = "index.faiss"
-
-#: Short strings whose embeddings identify the model an index was built with.
-PROBE_TEXTS = ("covid-19", "myocardial infarction", "x")
-
-SIMILARITIES = ("dot", "cosine")
-INDEX_TYPES = ("flat", "hnsw", "ivf_pq", "ivf_sq8", "ivf_fp16")
-DTYPES = ("float32", "float16")
-#: Precisions the encoder may run in; the embeddings are stored as ``dtype`` either way.
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+__all__ = [  # the names importable from here before the split stay importable
+    "COMPUTE_DTYPES", "CONFIG_NAME", "DICTIONARY_NAME", "DTYPES", "EMBEDDINGS_NAME",
+    "FAISS_NAME", "FORMAT_VERSION", "INDEX_TYPES", "PROBE_TEXTS", "SIMILARITIES",
+    "DictionaryIndex", "IndexFolderError", "IndexMismatchError", "check_compute_dtype",
+    "check_fingerprint", "check_positive_int", "default_encode_batch_size",
+    "dictionary_columns", "encode_texts", "import_faiss", "model_fingerprint",
+]
 
 #: Unit roundoff of float32; faiss accumulates inner products in float32.
 _U32 = 2.0 ** -24
 
-
-class IndexMismatchError(ValueError):
-    """An index is searched with (or loaded for) a model other than the one that built it."""
-
-
-def import_faiss():
-    """Import faiss lazily, with an install hint."""
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError(
-            "DictionaryIndex needs faiss: pip install faiss-cpu (or faiss-gpu-cu12 for GPUs), "
-            'or pip install "sapbert-st[faiss]"'
-        ) from exc
-    return faiss
+#: Keyword arguments of :meth:`DictionaryIndex.from_embeddings` that tune faiss.
+_FAISS_OPTIONS = ("nlist", "pq_m", "pq_nbits", "hnsw_m", "train_size", "nprobe", "ef_search",
+                  "rerank", "rerank_factor", "chunk_size", "seed")
 
 
-def _progress(show_progress_bar: bool | None) -> bool:
-    return resolve_show_progress_bar(show_progress_bar, logger)
-
-
-def _model_name(model: SentenceTransformer) -> str:
-    try:
-        config = model[0].auto_model.config
-        return str(getattr(config, "_name_or_path", "") or type(model[0].auto_model).__name__)
-    except (AttributeError, IndexError, TypeError):
-        return type(model).__name__
-
-
-def _embedding_dim(model: SentenceTransformer) -> int:
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(getter())
-
-
-def model_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
-    """Identify a model by its name, embedding size and the embeddings of a few probe strings.
-
-    Two models that give (nearly) the same probe embeddings are interchangeable for an
-    index; anything else (another checkpoint, more training) is caught by
-    :func:`check_fingerprint`.
-    """
-    probes = model.encode(list(PROBE_TEXTS), convert_to_numpy=True, show_progress_bar=False,
-                          batch_size=len(PROBE_TEXTS)).astype(np.float32)
-    digest = hashlib.sha256(np.round(probes, 3).tobytes()).hexdigest()[:16]
-    return {
-        "model_name": _model_name(model),
-        "dimension": _embedding_dim(model),
-        "max_seq_length": getattr(model, "max_seq_length", None),
-        "probe_texts": list(PROBE_TEXTS),
-        "probe_embeddings": probes.tolist(),
-        "digest": digest,
-    }
-
-
-def check_fingerprint(expected: dict[str, Any], model: SentenceTransformer, where: str) -> None:
-    """Raise :class:`IndexMismatchError` unless ``model`` matches the ``expected`` fingerprint.
-
-    Probe embeddings are compared with a tolerance (1e-3 of their scale), so the same
-    model on another device or with another BLAS still matches.
-    """
-    found_dim = _embedding_dim(model)
-    if found_dim != expected["dimension"]:
-        raise IndexMismatchError(
-            f"{where}: the index was built with {expected['model_name']!r} "
-            f"(dimension {expected['dimension']}), but the model has dimension {found_dim} "
-            f"({_model_name(model)!r}); rebuild the index with this model")
-    probes = model.encode(list(expected["probe_texts"]), convert_to_numpy=True,
-                          show_progress_bar=False).astype(np.float64)
-    reference = np.asarray(expected["probe_embeddings"], dtype=np.float64)
-    scale = max(float(np.abs(reference).max()), 1e-6)
-    difference = float(np.abs(probes - reference).max())
-    if difference > 1e-3 * scale:
-        raise IndexMismatchError(
-            f"{where}: the index was built with model {expected['model_name']!r} "
-            f"(fingerprint {expected['digest']}), but it is searched with "
-            f"{_model_name(model)!r} whose probe embeddings differ by {difference:.3g} "
-            f"(tolerance {1e-3 * scale:.3g}); rebuild the index with this model or pass the "
-            f"model it was built with")
-
-
-def _as_string_array(values, argument: str) -> pa.Array:
-    import pyarrow as pa
-
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            raise TypeError(f"{argument}: expected strings, got an arrow array of {array.type}")
-    else:
-        if isinstance(values, str):
-            raise TypeError(f"{argument}: expected a list of strings, got one string {values!r}")
-        values = list(values)
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                raise TypeError(f"{argument}[{i}]: expected a str, got {type(value).__name__} "
-                                f"{value!r}")
-        array = pa.array(values, type=pa.large_string())
-    if array.null_count:
-        raise ValueError(f"{argument}: {array.null_count} missing (None) values")
-    return array.cast(pa.large_string())
-
-
-def dictionary_columns(names, cuis=None, argument: str = "names") -> tuple[pa.Array, pa.Array]:
-    """Names and ids from lists, or from a ``datasets.Dataset`` with ``name`` and ``cui`` columns."""
-    column_names = getattr(names, "column_names", None)
-    if column_names is not None:
-        missing = {"name", "cui"} - set(column_names)
-        if missing:
-            raise ValueError(f"{argument}: the dataset needs columns 'name' and 'cui', "
-                             f"got {column_names}")
-        if cuis is not None:
-            raise ValueError(f"{argument}: pass cuis=None with a dataset (its 'cui' column is used)")
-        arrow = names.with_format("arrow")  # respects filtered/shuffled views
-        names, cuis = arrow["name"], arrow["cui"]
-    if cuis is None:
-        raise ValueError(f"{argument}: cuis is required with a list of names")
-    name_array = _as_string_array(names, argument)
-    id_array = _as_string_array(cuis, "cuis")
-    if len(name_array) != len(id_array):
-        raise ValueError(f"{argument}: {len(name_array)} names but {len(id_array)} cuis; "
-                         f"expected one cui per name")
-    return name_array, id_array
-
-
-def check_positive_int(value, argument: str) -> int:
-    """``value`` as an int, or a ValueError naming ``argument`` (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{argument}: expected a positive int, got {value!r}")
-    return int(value)
-
-
-def check_compute_dtype(compute_dtype: str) -> str:
-    if compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
-    return compute_dtype
-
-
-def default_encode_batch_size(model: SentenceTransformer) -> int:
-    """64 names per batch on CPU (shorter padding, measured ~1.5x faster), 256 on GPUs."""
-    return 64 if getattr(model, "device", None) is None or model.device.type == "cpu" else 256
-
-
-def encode_texts(
-    model: SentenceTransformer,
-    texts: Sequence[str],
-    batch_size: int | None = None,
-    chunk_size: int = 65536,
-    show_progress_bar: bool | None = None,
-    out: np.ndarray | None = None,
-    normalize: bool = False,
-    compute_dtype: str = "float32",
-) -> np.ndarray:
-    """Encode ``texts`` in chunks of ``chunk_size`` into ``out`` (float32 or float16).
-
-    Within a chunk, sentence-transformers sorts by length and pads each batch only to its
-    longest member, so short names cost little. Identical strings are encoded once, so
-    duplicate names get bit-identical embeddings (and exactly tied scores).
-    ``compute_dtype="bfloat16"`` (or ``"float16"``) runs the encoder under
-    ``torch.autocast``: about 2x faster on CPUs with bf16 instructions and on GPUs, with
-    embeddings that differ from float32 in the third significant digit. ``batch_size``
-    defaults to :func:`default_encode_batch_size`.
-    """
-    import contextlib
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import torch
-    from tqdm.auto import tqdm
-
-    check_compute_dtype(compute_dtype)
-    if batch_size is None:
-        batch_size = default_encode_batch_size(model)
-    batch_size = check_positive_int(batch_size, "batch_size")
-    n = len(texts)
-    dim = _embedding_dim(model)
-    if out is None:
-        out = np.empty((n, dim), dtype=np.float32)
-    if out.shape != (n, dim):
-        raise ValueError(f"out: expected shape {(n, dim)}, got {out.shape}")
-    if n == 0:
-        return out
-    array = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.large_string())
-    encoded = pc.dictionary_encode(array)
-    unique = encoded.dictionary
-    rows = encoded.indices.to_numpy()
-    if len(unique) < n:
-        logger.info("Encoding %d distinct strings for %d names", len(unique), n)
-        buffer = np.empty((len(unique), dim), dtype=out.dtype)
-    else:
-        buffer = None
-    target = out if buffer is None else buffer
-    bar = tqdm(total=len(unique), desc="Encoding names", unit="name",
-               disable=not _progress(show_progress_bar))
-    for start in range(0, len(unique), chunk_size):
-        chunk = unique.slice(start, chunk_size).to_pylist()
-        precision = (contextlib.nullcontext() if compute_dtype == "float32" else
-                     torch.autocast(device_type=model.device.type,
-                                    dtype=getattr(torch, compute_dtype)))
-        with precision:  # a tensor in reduced precision: numpy has no bfloat16
-            embeddings = model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
-                                      convert_to_numpy=compute_dtype == "float32",
-                                      convert_to_tensor=compute_dtype != "float32",
-                                      normalize_embeddings=normalize)
-        if isinstance(embeddings, torch.Tensor):
-            embeddings = embeddings.float().cpu().numpy()
-        target[start:start + len(chunk)] = embeddings
-        bar.update(len(chunk))
-    bar.close()
-    if buffer is not None:
-        for start in range(0, n, chunk_size):
-            out[start:start + chunk_size] = buffer[rows[start:start + chunk_size]]
-    return out
+def _check_options(index_type, n: int, dim: int, *, nlist=None, pq_m=None, pq_nbits=None,
+                   hnsw_m=32, train_size=131072, nprobe=32, ef_search=128, rerank=True,
+                   rerank_factor=10, chunk_size=262144, seed=0) -> str | None:
+    """Check every index option before any work: the faiss factory string, or None for flat."""
+    approximate.check_index_type(index_type)
+    check_positive_int(nprobe, "nprobe")
+    check_positive_int(ef_search, "ef_search")
+    check_positive_int(rerank_factor, "rerank_factor")
+    check_positive_int(chunk_size, "chunk_size")
+    check_bool(rerank, "rerank")
+    check_int(seed, "seed", 0)
+    if index_type == "flat":
+        for argument, value, default in (("nlist", nlist, None), ("pq_m", pq_m, None),
+                                         ("pq_nbits", pq_nbits, None)):
+            if value is not default:
+                check_positive_int(value, argument)
+        check_int(hnsw_m, "hnsw_m", 2)
+        check_positive_int(train_size, "train_size")
+        return None
+    return approximate.factory_string(index_type, n, dim, nlist=nlist, pq_m=pq_m,
+                                      pq_nbits=pq_nbits, hnsw_m=hnsw_m, train_size=train_size)
 
 
 class DictionaryIndex:
@@ -283,7 +118,13 @@ class DictionaryIndex:
     ivf_fp16      ``IVF{nlist},SQfp16``        2 d bytes, plus storage
     ============  ===========================  ========================================
 
-    Any other faiss factory string is accepted as ``index_type`` too.
+    Any other faiss factory string is accepted as ``index_type`` too (its HNSW, IVF and
+    PQ numbers are checked first: faiss crashes on some). Below 256 names ``ivf_pq`` uses
+    fewer bits per code (``PQ{pq_m}x{nbits}``; at least 16 names).
+
+    **No silent corruption.** Names and ids must be non-blank strings; embeddings must be
+    finite, not all zero, and unit-norm for ``"cosine"``; the saved folder records content
+    hashes of every file and :meth:`load` checks them (:class:`IndexFolderError`).
 
     **Exactness and ties.** With ``index_type="flat"`` the returned rows are exactly the
     top-k by inner product computed in float64 from the stored embeddings; ties are broken
@@ -339,15 +180,13 @@ class DictionaryIndex:
         fingerprint: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
-        self.names, self.ids = dictionary_columns(names, ids)
+        self.names, self.ids = dictionary_columns(names, ids, check_blank=False)
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity: expected one of {SIMILARITIES}, got {similarity!r}")
         if embeddings is None and faiss_index is None:
             raise ValueError("embeddings: required when there is no faiss index")
         if embeddings is not None:
-            if embeddings.ndim != 2 or embeddings.dtype not in (np.float32, np.float16):
-                raise ValueError(f"embeddings: expected a 2-d float32/float16 array, got "
-                                 f"{embeddings.ndim}-d {embeddings.dtype}")
+            embeddings = check_embeddings_array(embeddings)
             if len(embeddings) != len(self.names):
                 raise ValueError(f"embeddings: {len(embeddings)} rows for {len(self.names)} "
                                  f"names; expected one row per name")
@@ -368,7 +207,7 @@ class DictionaryIndex:
         self.config.setdefault("similarity", similarity)
         self.config.setdefault("index_type", index_type)
         if "max_norm" not in self.config and embeddings is not None:
-            self.config["max_norm"] = self._max_norm(embeddings)
+            self.config["max_norm"] = scan_embeddings(embeddings).max_norm
         self._max_norm_value = float(self.config.get("max_norm") or 0.0)
         self._ids_list: list[str] | None = None
         self._faiss_gpu = None
@@ -397,6 +236,7 @@ class DictionaryIndex:
         Args:
             model: A SapBERT model (e.g. from :func:`sapbert_st.load_sapbert`).
             names: Names (list of str), or a ``datasets.Dataset`` with ``name`` and ``cui``.
+                Blank (empty or whitespace-only) names are an error.
             cuis: The concept id of each name (not with a Dataset). Duplicate names under
                 different ids are kept, as in the reference code.
             similarity: ``"dot"`` (raw [CLS] inner product, SapBERT's) or ``"cosine"``.
@@ -413,19 +253,33 @@ class DictionaryIndex:
             embeddings_path: Write the embeddings to this ``.npy`` file as a memmap instead
                 of RAM (for dictionaries larger than memory).
             show_progress_bar: ``None``: on when the logger is at INFO.
-            **index_kwargs: For approximate types: ``nlist``, ``pq_m``, ``hnsw_m``,
-                ``train_size``, ``nprobe``, ``ef_search``, ``rerank``.
+            **index_kwargs: For approximate types: ``nlist``, ``pq_m``, ``pq_nbits``,
+                ``hnsw_m``, ``train_size``, ``nprobe``, ``ef_search``, ``rerank``,
+                ``rerank_factor`` (see :meth:`from_embeddings`); checked before encoding.
+
+        Raises:
+            ValueError: bad arguments, or the model produced NaN/inf (or, for
+                ``"cosine"``, zero) embeddings, naming the first such name.
         """
+        check_model(model)
         name_array, id_array = dictionary_columns(names, cuis)
         if len(name_array) == 0:
             raise ValueError("names: the dictionary is empty; expected at least one name")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity: expected one of {SIMILARITIES}, got {similarity!r}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
         check_compute_dtype(compute_dtype)  # before the storage is allocated
+        unknown = sorted(set(index_kwargs) - set(_FAISS_OPTIONS))
+        if unknown:
+            raise TypeError(f"build: unexpected keyword arguments {unknown}; expected "
+                            f"{list(_FAISS_OPTIONS)}")
         if batch_size is None:
             batch_size = default_encode_batch_size(model)
-        dim = _embedding_dim(model)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        dim = embedding_dimension(model)
         n = len(name_array)
+        _check_options(index_type, n, dim, **index_kwargs)  # fail before encoding, not after
         if embeddings_path is not None:
             storage = np.lib.format.open_memmap(os.fspath(embeddings_path), mode="w+",
                                                 dtype=dtype, shape=(n, dim))
@@ -434,12 +288,15 @@ class DictionaryIndex:
         encode_texts(model, name_array, batch_size=batch_size, chunk_size=chunk_size,
                      show_progress_bar=show_progress_bar, out=storage,
                      normalize=similarity == "cosine", compute_dtype=compute_dtype)
+        scan = scan_embeddings(storage)
+        _check_encoded(scan, name_array, similarity, dtype, compute_dtype)
         config = {"batch_size": batch_size, "dtype": dtype, "compute_dtype": compute_dtype,
-                  "max_seq_length": getattr(model, "max_seq_length", None)}
+                  "max_seq_length": getattr(model, "max_seq_length", None),
+                  "max_norm": scan.max_norm}
         return cls.from_embeddings(
             storage, name_array, id_array, model=model, similarity=similarity,
             index_type=index_type, show_progress_bar=show_progress_bar, config=config,
-            **index_kwargs,
+            verify=False, **index_kwargs,
         )
 
     @classmethod
@@ -454,6 +311,7 @@ class DictionaryIndex:
         index_type: str = "flat",
         nlist: int | None = None,
         pq_m: int | None = None,
+        pq_nbits: int | None = None,
         hnsw_m: int = 32,
         train_size: int = 131072,
         nprobe: int = 32,
@@ -464,72 +322,52 @@ class DictionaryIndex:
         show_progress_bar: bool | None = None,
         config: dict[str, Any] | None = None,
         seed: int = 0,
+        verify: bool = True,
     ) -> DictionaryIndex:
         """Index precomputed embeddings (float32/float16 array or memmap), streamed in chunks.
 
-        With ``similarity="cosine"`` the embeddings must already be L2-normalized.
+        The embeddings must be finite and not all zero; with ``similarity="cosine"`` every
+        row must be L2-normalized (within 1%): a ValueError names the first bad row.
         Approximate indexes fetch ``rerank_factor * k`` candidates and re-score them
         exactly from the stored embeddings; ``rerank=False`` drops the stored embeddings
-        (search then returns faiss's approximate scores). ``config["max_norm"]`` may carry
-        the largest row norm to save a pass over huge memmaps.
+        (search then returns faiss's approximate scores). ``pq_nbits`` (``ivf_pq``) defaults
+        to 8, fewer below 256 names. Every option is checked before faiss sees it.
+        ``verify=False`` together with ``config["max_norm"]`` (the largest row norm)
+        skips the checking pass over the embeddings, for huge memmaps already checked.
         """
-        from tqdm.auto import tqdm
-
         name_array, id_array = dictionary_columns(names, cuis)
         if len(name_array) == 0:
             raise ValueError("names: the dictionary is empty; expected at least one name")
-        embeddings = np.asarray(embeddings) if not isinstance(embeddings, np.ndarray) else embeddings
-        if embeddings.ndim != 2 or embeddings.dtype not in (np.float32, np.float16):
-            raise ValueError(f"embeddings: expected a 2-d float32/float16 array, got "
-                             f"{embeddings.ndim}-d {embeddings.dtype}")
+        embeddings = check_embeddings_array(embeddings)
         n, dim = embeddings.shape
+        if n != len(name_array):
+            raise ValueError(f"embeddings: {n} rows for {len(name_array)} names; expected one "
+                             f"row per name")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity: expected one of {SIMILARITIES}, got {similarity!r}")
+        check_bool(verify, "verify")
+        factory = _check_options(index_type, n, dim, nlist=nlist, pq_m=pq_m, pq_nbits=pq_nbits,
+                                 hnsw_m=hnsw_m, train_size=train_size, nprobe=nprobe,
+                                 ef_search=ef_search, rerank=rerank,
+                                 rerank_factor=rerank_factor, chunk_size=chunk_size, seed=seed)
         config = dict(config or {})
         config["dtype"] = str(embeddings.dtype)
-        if config.get("max_norm") is None:  # largest row norm, for the exactness bound
-            config["max_norm"] = cls._max_norm(embeddings, chunk_size)
+        if verify or config.get("max_norm") is None:  # largest row norm: the exactness bound
+            scan = scan_embeddings(embeddings)
+            scan.check("embeddings", similarity)
+            config["max_norm"] = scan.max_norm
         faiss_index = None
-        if index_type != "flat":
-            faiss = import_faiss()
-            factory = cls._factory_string(index_type, n, dim, nlist, pq_m, hnsw_m)
-            faiss_index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-            if hasattr(faiss_index, "do_polysemous_training"):
-                faiss_index.do_polysemous_training = False  # only for Hamming filtering; slow
-            if not faiss_index.is_trained:
-                size = min(n, train_size)
-                rng = np.random.default_rng(seed)
-                sample_rows = np.sort(rng.choice(n, size=size, replace=False))
-                sample = np.ascontiguousarray(embeddings[sample_rows], dtype=np.float32)
-                logger.info("Training faiss %s on %d of %d vectors", factory, size, n)
-                faiss_index.train(sample)
-                del sample
-            bar = tqdm(total=n, desc=f"Adding to faiss {factory}", unit="name",
-                       disable=not _progress(show_progress_bar))
-            for start in range(0, n, chunk_size):
-                block = np.ascontiguousarray(embeddings[start:start + chunk_size], dtype=np.float32)
-                faiss_index.add(block)
-                bar.update(len(block))
-            bar.close()
-            cls._set_search_params(faiss_index, nprobe, ef_search)
+        if factory is not None:
+            faiss_index = approximate.new_faiss_index(factory, dim)
+            approximate.train_and_add(faiss_index, embeddings, factory, train_size=train_size,
+                                      chunk_size=chunk_size, seed=seed,
+                                      progress=_progress(show_progress_bar))
+            approximate.set_search_params(faiss_index, nprobe, ef_search)
             config.update(factory=factory, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
                           rerank_factor=rerank_factor, train_size=train_size)
         return cls(embeddings if (index_type == "flat" or rerank) else None, name_array,
                    id_array, model=model, similarity=similarity, index_type=index_type,
                    faiss_index=faiss_index, config=config)
-
-    @staticmethod
-    def _factory_string(index_type, n, dim, nlist, pq_m, hnsw_m) -> str:
-        if nlist is None:
-            nlist = max(1, min(65536, int(4 * math.sqrt(n))))
-            nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per list
-        if pq_m is None:
-            pq_m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0)
-        factories = {
-            "hnsw": f"HNSW{hnsw_m}",
-            "ivf_pq": f"IVF{nlist},PQ{pq_m}",
-            "ivf_sq8": f"IVF{nlist},SQ8",
-            "ivf_fp16": f"IVF{nlist},SQfp16",
-        }
-        return factories.get(index_type, index_type)
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None,
                           rerank_factor: int | None = None) -> None:
@@ -537,41 +375,34 @@ class DictionaryIndex:
 
         ``nprobe``: IVF lists scanned per query; ``ef_search``: HNSW search depth;
         ``rerank_factor``: candidates re-scored exactly, as a multiple of k. Larger values
-        raise recall and latency.
+        raise recall and latency. A value that does not apply to this index is an error.
         """
-        for argument, value in (("nprobe", nprobe), ("ef_search", ef_search),
-                                ("rerank_factor", rerank_factor)):
-            if value is None:
-                continue
-            value = check_positive_int(value, argument)
+        given = {argument: check_positive_int(value, argument) for argument, value in
+                 (("nprobe", nprobe), ("ef_search", ef_search),
+                  ("rerank_factor", rerank_factor)) if value is not None}
+        applicable = () if self.faiss_index is None else approximate.search_param_names(
+            self.faiss_index)
+        reranks = self.embeddings is not None and self.config.get("rerank", True)
+        for argument in given:
             if self.index_type == "flat":
                 raise ValueError(f"{argument}: only for approximate indexes; this index is "
                                  f"exact (index_type='flat')")
-            self.config[argument] = value
+            if argument == "rerank_factor" and not reranks:
+                raise ValueError("rerank_factor: this index keeps no embeddings to re-rank "
+                                 "(built with rerank=False)")
+            if argument != "rerank_factor" and argument not in applicable:
+                kind = self.config.get("factory", self.index_type)
+                raise ValueError(f"{argument}: does not apply to this {kind!r} index; it takes "
+                                 f"{[*applicable, 'rerank_factor'] if reranks else applicable}")
+        self.config.update(given)
         if self.faiss_index is not None:
-            self._set_search_params(self.faiss_index, int(self.config.get("nprobe", 32)),
-                                    int(self.config.get("ef_search", 128)))
+            approximate.set_search_params(self.faiss_index, int(self.config.get("nprobe", 32)),
+                                          int(self.config.get("ef_search", 128)))
             self._faiss_gpu = None
 
     @staticmethod
     def _set_search_params(faiss_index, nprobe: int, ef_search: int) -> None:
-        faiss = import_faiss()
-        try:
-            faiss.extract_index_ivf(faiss_index).nprobe = nprobe
-        except (RuntimeError, AttributeError):
-            pass
-        hnsw = getattr(faiss_index, "hnsw", None)
-        if hnsw is not None:
-            hnsw.efSearch = ef_search
-
-    @staticmethod
-    def _max_norm(embeddings: np.ndarray, chunk_size: int = 262144) -> float:
-        best = 0.0
-        for start in range(0, len(embeddings), chunk_size):
-            block = np.asarray(embeddings[start:start + chunk_size], dtype=np.float32)
-            if len(block):
-                best = max(best, float(np.sqrt((block.astype(np.float64) ** 2).sum(1).max())))
-        return best
+        approximate.set_search_params(faiss_index, nprobe, ef_search)
 
     # ------------------------------------------------------------------ properties
 
@@ -611,8 +442,8 @@ class DictionaryIndex:
                              "or to DictionaryIndex.load, or use search_embeddings")
         if check_model and self.fingerprint is not None and model is not self.model:
             check_fingerprint(self.fingerprint, model, "DictionaryIndex.search")
-        if _embedding_dim(model) != self.dimension:
-            raise IndexMismatchError(f"model: embedding dimension {_embedding_dim(model)}, but "
+        if embedding_dimension(model) != self.dimension:
+            raise IndexMismatchError(f"model: embedding dimension {embedding_dimension(model)}, but "
                                      f"the index has dimension {self.dimension}")
         out = np.empty((len(mentions), self.dimension), dtype=np.float32)
         return encode_texts(model, mentions, batch_size=batch_size,
@@ -813,15 +644,13 @@ class DictionaryIndex:
 
     # approximate -----------------------------------------------------------
 
+    # approximate -----------------------------------------------------------
+
     def _approximate_rows(self, queries: np.ndarray, k: int, kk: int | None = None):
         rerank = self.embeddings is not None and self.config.get("rerank", True)
         factor = int(self.config.get("rerank_factor", 10)) if rerank else 1
         kk = min(len(self), kk or max(k * factor, k))
-        index = self._search_index()
-        hnsw = getattr(self.faiss_index, "hnsw", None)
-        if hnsw is not None and hnsw.efSearch < kk:
-            hnsw.efSearch = kk
-        d, i = index.search(queries, kk)
+        d, i = approximate.search(self._search_index(), queries, kk)  # leaves efSearch alone
         i = i.astype(np.int64)
         if rerank:
             scores = self._exact_scores(queries, i)
@@ -874,120 +703,71 @@ class DictionaryIndex:
 
     # ------------------------------------------------------------------ save / load
 
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write the index to ``folder``: config JSON, names and ids (Arrow), embeddings
-        (``.npy``), and the faiss index for approximate types."""
-        import pyarrow as pa
-        from pyarrow import feather
+    # ------------------------------------------------------------------ save / load
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pa.table({"name": self.names, "cui": self.ids})
-        feather.write_feather(table, folder / DICTIONARY_NAME)
-        if self.embeddings is not None:
-            target = folder / EMBEDDINGS_NAME
-            same = (isinstance(self.embeddings, np.memmap) and self.embeddings.filename
-                    and Path(self.embeddings.filename).resolve() == target.resolve())
-            if same:
-                self.embeddings.flush()
-            else:
-                out = np.lib.format.open_memmap(target, mode="w+", dtype=self.embeddings.dtype,
-                                                shape=self.embeddings.shape)
-                for start in range(0, len(out), 262144):
-                    out[start:start + 262144] = self.embeddings[start:start + 262144]
-                out.flush()
-                del out
-        if self.faiss_index is not None:
-            import_faiss().write_index(self.faiss_index, str(folder / FAISS_NAME))
-        config = {
-            "format_version": FORMAT_VERSION,
-            "size": len(self),
-            "dimension": self.dimension,
-            "similarity": self.similarity,
-            "index_type": self.index_type,
-            "has_embeddings": self.embeddings is not None,
-            "has_faiss_index": self.faiss_index is not None,
-            "model": self.fingerprint,
-            "config": self.config,
-        }
-        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the index to ``folder``: config JSON with content hashes, names and ids
+        (Arrow), embeddings (``.npy``), and the faiss index for approximate types
+        (the layout: :mod:`sapbert_st.linking.index_folder`)."""
+        write_index_folder(folder, self.names, self.ids, self.embeddings, self.faiss_index, {
+            "size": len(self), "dimension": self.dimension, "similarity": self.similarity,
+            "index_type": self.index_type, "model": self.fingerprint, "config": self.config})
 
     @classmethod
     def load(cls, folder: str | os.PathLike, model: SentenceTransformer | None = None,
-             mmap: bool = False) -> DictionaryIndex:
-        """Load an index written by :meth:`save`.
+             mmap: bool = False, verify: bool = True) -> DictionaryIndex:
+        """Load an index written by :meth:`save`, checking that its files belong together.
 
         Args:
             folder: The index folder.
             model: The model to encode mentions with; checked against the fingerprint of
                 the model the index was built with (:class:`IndexMismatchError`).
             mmap: Memory-map the embeddings instead of reading them into RAM.
-        """
-        from pyarrow import feather
+            verify: Hash every file against ``index_config.json`` and scan the embeddings
+                for NaN/inf (one streaming pass, ~1 GB/s). ``False`` for huge memmapped
+                indexes: only the names/ids hashes, a 1024-row sample of the embeddings,
+                shapes and the faiss file size are checked.
 
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: no such index folder")
-        config_path = folder / CONFIG_NAME
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: missing; {folder} is not a DictionaryIndex "
-                                    f"folder (expected {CONFIG_NAME}, {DICTIONARY_NAME}, ...)")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-            fields = {key: meta[key] for key in ("format_version", "size", "dimension",
-                                                 "similarity", "index_type", "has_embeddings",
-                                                 "has_faiss_index", "model", "config")}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{config_path}: not valid JSON ({exc})") from exc
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{config_path}: missing field {exc}; the file is corrupted") from exc
-        if fields["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: format_version {fields['format_version']!r}, "
-                             f"expected {FORMAT_VERSION}")
-        dictionary_path = folder / DICTIONARY_NAME
-        if not dictionary_path.is_file():
-            raise FileNotFoundError(f"{dictionary_path}: missing (the names and ids)")
-        try:
-            table = feather.read_table(dictionary_path, memory_map=True)
-            names, ids = table.column("name"), table.column("cui")
-        except Exception as exc:
-            raise ValueError(f"{dictionary_path}: unreadable ({type(exc).__name__}: {exc})") from exc
-        if len(names) != fields["size"]:
-            raise ValueError(f"{dictionary_path}: {len(names)} names, but {config_path} says "
-                             f"{fields['size']}")
-        embeddings = None
-        if fields["has_embeddings"]:
-            path = folder / EMBEDDINGS_NAME
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing (the name embeddings)")
-            try:
-                embeddings = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise ValueError(f"{path}: unreadable ({exc})") from exc
-            expected = (fields["size"], fields["dimension"])
-            if embeddings.shape != expected:
-                raise ValueError(f"{path}: shape {embeddings.shape}, expected {expected}")
-        faiss_index = None
-        if fields["has_faiss_index"]:
-            path = folder / FAISS_NAME
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing (the faiss index)")
-            try:
-                faiss_index = import_faiss().read_index(str(path))
-            except RuntimeError as exc:
-                raise ValueError(f"{path}: unreadable faiss index ({exc})") from exc
-            if faiss_index.ntotal != fields["size"] or faiss_index.d != fields["dimension"]:
-                raise ValueError(f"{path}: {faiss_index.ntotal} vectors of dimension "
-                                 f"{faiss_index.d}, expected {fields['size']} of "
-                                 f"{fields['dimension']}")
-            cls._set_search_params(faiss_index, fields["config"].get("nprobe", 32),
-                                   fields["config"].get("ef_search", 128))
-        fingerprint = fields["model"]
+        Raises:
+            FileNotFoundError: the folder or one of its files is missing.
+            IndexFolderError: (a ValueError) a file is damaged, or the files are from
+                different builds; the message names the file and what differs.
+        """
+        saved = read_index_folder(folder, mmap=mmap, verify=check_bool(verify, "verify"))
+        meta, config = saved.meta, dict(saved.meta["config"])
+        if saved.max_norm is not None:  # measured just now: trust it over the file
+            config["max_norm"] = saved.max_norm
+        if saved.faiss_index is not None:
+            approximate.set_search_params(saved.faiss_index, config.get("nprobe", 32),
+                                          config.get("ef_search", 128))
+        fingerprint = meta["model"]
         if model is not None and fingerprint is not None:
             check_fingerprint(fingerprint, model, f"DictionaryIndex.load({folder})")
-        index = cls(embeddings, names, ids, model=None, similarity=fields["similarity"],
-                    index_type=fields["index_type"], faiss_index=faiss_index,
-                    fingerprint=fingerprint, config=fields["config"])
+        index = cls(saved.embeddings, saved.names, saved.ids, model=None,
+                    similarity=meta["similarity"], index_type=meta["index_type"],
+                    faiss_index=saved.faiss_index, fingerprint=fingerprint, config=config)
         index.model = model
         return index
 
+
+def _check_encoded(scan, names, similarity: str, dtype: str, compute_dtype: str) -> None:
+    """ValueError naming the first name whose embedding the model got wrong."""
+    if scan.first_nonfinite_row is not None:
+        row = scan.first_nonfinite_row
+        hints = ["check the model's weights"]
+        if compute_dtype != "float32":
+            hints.append("encode with compute_dtype='float32'")
+        if dtype == "float16":
+            hints.append("store dtype='float32' (float16 overflows above 65504)")
+        raise ValueError(f"names[{row}]: the model produced a non-finite (NaN or infinite) "
+                         f"embedding for {names[row].as_py()!r} ({scan.nonfinite_rows} of "
+                         f"{scan.rows} names); {', or '.join(hints)}")
+    if scan.max_norm == 0:
+        raise ValueError(f"model: produced all-zero embeddings for all {scan.rows} names; "
+                         f"expected a working encoder")
+    if similarity == "cosine" and scan.first_zero_row is not None:
+        row = scan.first_zero_row
+        raise ValueError(f"names[{row}]: the model produced a zero embedding for "
+                         f"{names[row].as_py()!r}, which cannot be L2-normalized for "
+                         f"similarity='cosine' ({scan.zero_rows} such names)")
+    scan.check("names", similarity)

@@ -315,7 +315,7 @@ def test_corrupted_index_folder_gives_a_clear_error(tmp_path, damage):
         "no_dictionary": (FileNotFoundError, "dictionary.arrow: missing"),
         "bad_dictionary": (ValueError, "dictionary.arrow: unreadable"),
         "no_faiss": (FileNotFoundError, "index.faiss: missing"),
-        "bad_faiss": (ValueError, "index.faiss: unreadable faiss index"),
+        "bad_faiss": (ValueError, r"index.faiss: 70 bytes, but index_config.json records \d+"),
         "not_a_folder": (FileNotFoundError, "no such index folder"),
     }[damage]
     config = folder / "index_config.json"
