@@ -30,17 +30,14 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from sapbert_st.data.benchmarks import (
-    QueryCollector,
-    layout_hint,
-    looks_like,
-    looks_like_header,
-    make_dictionary,
-)
+from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like, make_dictionary
 from sapbert_st.data.reading import (
     DataFormatError,
     PathLike,
+    as_names,
+    header_problem,
     iter_lines,
+    looks_like_header,
     require_files,
     require_nonempty,
 )
@@ -65,9 +62,9 @@ def _iter_rows(path: PathLike, encodings: Sequence[str]) -> Iterator[tuple[int, 
             raise DataFormatError(
                 path, lineno, f"expected 3 tab-separated fields (conceptID, concept name, "
                 f"user phrase), found {len(fields)}{looks_like(line)}", line)
-        if lineno == 1 and looks_like_header(fields[0]):
-            raise DataFormatError(path, lineno, "looks like a header; the AskAPatient files "
-                                  "have none", line)
+        if looks_like_header(fields[0]):
+            raise DataFormatError(path, lineno, header_problem(
+                count == 0, "the AskAPatient files have none"), line)
         if not all(fields):
             raise DataFormatError(path, lineno, "empty field; expected conceptID, concept "
                                   "name and user phrase", line)
@@ -121,6 +118,7 @@ def load_askapatient_fold(
         encodings: Tried in order per line (see the module docstring).
         lowercase: Lowercase the user phrases (the published protocol).
     """
+    parts = as_names(parts, "parts")
     unknown = [p for p in parts if p not in ASKAPATIENT_PARTS]
     if unknown:
         raise ValueError(f"unknown AskAPatient part(s) {unknown}; expected {ASKAPATIENT_PARTS}")
@@ -169,13 +167,14 @@ def load_askapatient_dictionary(
     for fold in find_askapatient_folds(folder):
         for part in ASKAPATIENT_PARTS:
             path = folder / fold_file_name(fold, part)
-            if not path.is_file():
-                continue
+            if not path.exists():
+                continue  # a fold may lack a part; anything else by that name is read (and fails)
             for _lineno, _line, (concept_id, name, _phrase) in _iter_rows(path, encodings):
                 pair = (concept_id, name.lower() if lowercase else name)
                 if pair not in seen:
                     seen.add(pair)
                     pairs.append(pair)
+    require_nonempty(folder, len(pairs), "AskAPatient concept names")
     concepts = len({cui for cui, _ in pairs})
     logger.info("%s: AskAPatient dictionary of %d names for %d concepts", folder, len(pairs),
                 concepts)

@@ -40,11 +40,6 @@ QUERY_FEATURES_WITH_DOC = Features({**QUERY_FEATURES, "doc_id": Value("string")}
 CUILESS_IDS = frozenset({"-1", "cui-less"})
 
 _GOLD_SEPARATOR = re.compile(r"[|+]")
-_HEADER_WORDS = frozenset({
-    "cui", "cuis", "id", "ids", "concept", "concept_id", "conceptid", "concept_name",
-    "snomed_id", "snomedid", "pmid", "doc", "doc_id", "document", "mention", "name",
-    "term", "code", "label", "user_phrase", "phrase",
-})
 
 
 def split_gold(gold: str) -> list[str]:
@@ -55,11 +50,6 @@ def split_gold(gold: str) -> list[str]:
 def is_cuiless(cui: str) -> bool:
     """True for ``-1`` and ``CUI-less`` (any case)."""
     return cui.strip().lower() in CUILESS_IDS
-
-
-def looks_like_header(field_value: str) -> bool:
-    """True when a first field reads like a column name (``CUI``, ``ID``, ``conceptID``...)."""
-    return field_value.strip().lower().replace(" ", "_") in _HEADER_WORDS
 
 
 def describe_line(line: str) -> str | None:

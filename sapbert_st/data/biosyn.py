@@ -49,10 +49,18 @@ from sapbert_st.data.benchmarks import (
     is_cuiless,
     layout_hint,
     looks_like,
-    looks_like_header,
     make_dictionary,
 )
-from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines, require_nonempty
+from sapbert_st.data.reading import (
+    DataFormatError,
+    PathLike,
+    as_names,
+    header_problem,
+    iter_lines,
+    looks_like_header,
+    read_text,
+    require_nonempty,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +151,7 @@ def load_biosyn_queries(
                 f"{folder}: no processed_<split> folder (expected one of "
                 f"{', '.join('processed_' + s for s in BIOSYN_SPLITS)}){layout_hint(folder)}")
         splits = found
+    splits = as_names(splits, "splits")
     missing = [s for s in splits if not (folder / f"processed_{s}").is_dir()]
     if missing:
         raise FileNotFoundError(
@@ -188,6 +197,7 @@ def load_biosyn_dictionary(
         path = path / name
     pairs: list[tuple[str, str]] = []
     cuiless = 0
+    first = True
     for lineno, line in iter_lines(path):
         fields = line.strip().split("||")
         if len(fields) != 2:
@@ -196,9 +206,12 @@ def load_biosyn_dictionary(
         cui, name = (f.strip() for f in fields)
         if not cui or not name:
             raise DataFormatError(path, lineno, "empty CUI or name; expected 'CUI||name'", line)
-        if lineno == 1 and looks_like_header(cui):
-            raise DataFormatError(path, lineno, "looks like a header; a dictionary has none",
-                                  line)
+        if cui.startswith("|") or cui.endswith("|") or name.startswith("|") or name.endswith("|"):
+            raise DataFormatError(path, lineno, "a stray '|' next to the '||' separator (ambiguous "
+                                  "split); expected 'CUI||name'", line)
+        if looks_like_header(cui):
+            raise DataFormatError(path, lineno, header_problem(first, "a dictionary has none"), line)
+        first = False
         if is_cuiless(cui):
             cuiless += 1
             continue
@@ -210,28 +223,30 @@ def load_biosyn_dictionary(
 
 
 def _decode_json(path: Path) -> object:
-    from sapbert_st.data.reading import open_binary
-
-    with open_binary(path) as handle:
-        raw = handle.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = raw.count(b"\n", 0, exc.start) + 1
-        start = raw.rfind(b"\n", 0, exc.start) + 1
-        end = raw.find(b"\n", exc.start)
-        shown = raw[start:end if end >= 0 else len(raw)].decode("utf-8", "replace")
-        raise DataFormatError(path, lineno, f"bytes that are not utf-8 at byte offset "
-                              f"{exc.start} ({raw[exc.start:exc.start + 4]!r})", shown) from exc
+    text = read_text(path)
     if not text.strip():
         raise DataFormatError(path, None, "no queries found; the file is empty")
+    duplicates: list[str] = []
+
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+        seen: dict = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+
     try:
-        return json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
-        lines = text.splitlines()
-        shown = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
+        lines = text.split("\n")  # json counts lines by "\n" only
+        shown = lines[exc.lineno - 1].rstrip("\r") if 0 < exc.lineno <= len(lines) else None
         raise DataFormatError(path, exc.lineno, f"not valid JSON ({exc.msg}, column {exc.colno})"
                               f"{looks_like(shown or '')}", shown) from exc
+    if duplicates:  # json keeps the last value silently: the earlier ones would be lost
+        raise DataFormatError(path, None, f"duplicate JSON key(s) {', '.join(map(repr, duplicates[:5]))}; "
+                              "each split must appear once")
+    return data
 
 
 def load_biosyn_json_queries(
@@ -260,8 +275,7 @@ def load_biosyn_json_queries(
     if not isinstance(data, dict) or not data:
         raise DataFormatError(path, 1, f"expected a JSON object {{split: [[mention, id], ...]}}, "
                               f"found {type(data).__name__}", json.dumps(data)[:200])
-    if splits is None:
-        splits = list(data)
+    splits = list(data) if splits is None else as_names(splits, "splits")
     missing = [s for s in splits if s not in data]
     if missing:
         raise KeyError(f"{path}: no split {', '.join(map(repr, missing))}; "

@@ -34,7 +34,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like, make_dictionary
-from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines
+from sapbert_st.data.reading import DataFormatError, PathLike, as_names, iter_lines
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def _iter_cometa_rows(path: PathLike) -> Iterator[tuple[int, str, dict[str, str]
             yield text
 
     reader = csv.reader(lines(), delimiter="\t", quotechar='"', strict=True)
-    try:
-        header = next(reader, None)
+    try:  # the header is the first non-blank line
+        header = next((row for row in reader if any(f.strip() for f in row)), None)
         if header is None:
             raise DataFormatError(path, None, "the file is empty; expected the COMETA header "
                                   + "\\t".join(COMETA_HEADER))
@@ -78,6 +78,9 @@ def _iter_cometa_rows(path: PathLike) -> Iterator[tuple[int, str, dict[str, str]
                     path, where["lineno"], f"expected {len(COMETA_HEADER)} tab-separated fields "
                     f"({', '.join(COMETA_HEADER)}), found {len(fields)}{looks_like(where['line'])}",
                     where["line"])
+            if tuple(f.strip() for f in fields) == COMETA_HEADER:
+                raise DataFormatError(path, where["lineno"], "the header line again, in the middle "
+                                      "of the file (two files concatenated?)", where["line"])
             count += 1
             yield where["lineno"], where["line"], dict(zip(COMETA_HEADER, fields))
     except csv.Error as exc:
@@ -152,6 +155,7 @@ def load_cometa(
         raise FileNotFoundError(f"{folder}: not a directory; expected the COMETA layout "
                                 f"(splits/<scheme>/<part>.csv.gz)")
     level = scheme.rsplit("_", 1)[1]
+    splits = as_names(splits, "splits")
     paths = {split: _split_file(folder, scheme, split) for split in splits}
     missing = [s for s, p in paths.items() if p is None]
     if missing:
@@ -194,6 +198,7 @@ def load_cometa_fallback_dictionary(
             one dictionary serves all four schemes).
     """
     folder = Path(folder)
+    levels = as_names(levels, "levels")
     columns = [(f"{_level(lv)} SNOMED ID", f"{_level(lv)} SNOMED Label") for lv in levels]
     sources = [folder / n for n in ("chv.csv.gz", "chv.csv") if (folder / n).is_file()][:1]
     if not sources:
@@ -212,6 +217,9 @@ def load_cometa_fallback_dictionary(
                 if not cui or not name:
                     raise DataFormatError(path, lineno, f"empty {id_column!r} or "
                                           f"{label_column!r}", line)
+                if not cui.isdigit():
+                    raise DataFormatError(path, lineno, f"expected a numeric SNOMED id in "
+                                          f"{id_column!r}, found {cui!r}", line)
                 pair = (cui, name.lower() if lowercase else name)
                 if pair not in seen:
                     seen.add(pair)

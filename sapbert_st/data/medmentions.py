@@ -31,8 +31,15 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like, looks_like_header
-from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines, require_nonempty
+from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like
+from sapbert_st.data.reading import (
+    DataFormatError,
+    PathLike,
+    as_names,
+    iter_lines,
+    looks_like_header,
+    require_nonempty,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +126,7 @@ def load_medmentions_pubtator(
             published evaluation).
     """
     lists = _resolve_split_lists(split_lists)
-    splits = list(lists) if splits is None else list(splits)
+    splits = list(lists) if splits is None else list(as_names(splits, "splits"))
     unknown = [s for s in splits if s not in lists]
     if unknown:
         raise ValueError(f"splits {unknown} not in the PMID lists {sorted(lists)}")
@@ -216,6 +223,7 @@ def load_medmentions(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a directory; expected the MedMentions layout")
+    splits = as_names(splits, "splits")
     result, need_corpus = {}, []
     for split in splits:
         processed = _first_existing(folder, [f"{split}.txt.gz", f"{split}.txt"])

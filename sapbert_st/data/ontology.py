@@ -37,7 +37,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from datasets import Dataset
 
 from sapbert_st.data.pairs import dictionary_from_lists
-from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines, require_nonempty
+from sapbert_st.data.reading import (
+    DataFormatError,
+    PathLike,
+    as_names,
+    header_problem,
+    iter_lines,
+    looks_like_header,
+    require_nonempty,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +84,7 @@ def normalize_concept_id(raw: str) -> str:
 def guess_format(line: str) -> str | None:
     """A short description of the format a line looks like, for error messages."""
     stripped = line.strip()
-    if stripped.startswith(("format-version:", "[Term]", "[Typedef]", "data-version:")):
+    if stripped.startswith(("format-version:", "data-version:")) or stripped.lower().startswith(("[term]", "[typedef]")):
         return "an OBO ontology file"
     if stripped.startswith(("{", "[")):
         return "JSON"
@@ -138,19 +146,21 @@ def iter_medic(path: PathLike, normalize_ids: bool = True) -> Iterator[tuple[str
     ``ids`` may be several ids joined by ``|`` (a MeSH id and its OMIM number); they stay
     one concept, written ``MESH:C567755|OMIM:613097`` (see :func:`load_medic`).
     """
+    first = True
     for lineno, line in iter_lines(path):
         fields = line.split("||")
         if len(fields) != 2:
             raise _format_error(
                 path, lineno, f"one '||' between ids and names (MEDIC 'ids||name|synonym|...'), "
-                f"found {len(fields) - 1}", line, first=lineno == 1,
+                f"found {len(fields) - 1}", line, first=first,
             )
         ids = [i.strip() for i in fields[0].split("|")]
         if not all(_MEDIC_ID.match(i) for i in ids):
             raise _format_error(
                 path, lineno, "ids like 'D012345', 'C565588' or an OMIM number '613097' before '||'",
-                line, first=lineno == 1, own_format="MEDIC",
+                line, first=first, own_format="MEDIC",
             )
+        first = False
         names = _split_names(fields[1], "|", path, lineno, line)
         if not names:
             raise DataFormatError(path, lineno, "no name after 'ids||'", line)
@@ -240,19 +250,21 @@ def iter_label_synonym_table(
     normalize_ids: bool = True,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(cui, name)`` from ``id<TAB>label<TAB>synonym<sep>synonym...`` lines."""
+    first = True
     for lineno, line in iter_lines(path):
         fields = line.split("\t")
         if len(fields) != 3:
             raise _format_error(
                 path, lineno, f"3 tab-separated fields (id, label, synonyms joined by "
-                f"{synonym_separator!r}), found {len(fields)}", line, first=lineno == 1,
+                f"{synonym_separator!r}), found {len(fields)}", line, first=first,
             )
         concept_id = fields[0].strip()
         if not id_pattern.match(concept_id):
             raise _format_error(
                 path, lineno, f"an id like {id_example!r} in field 1, found {concept_id!r}", line,
-                first=lineno == 1,
+                first=first,
             )
+        first = False
         label = fields[1].strip()
         if not label:
             raise DataFormatError(path, lineno, "empty label (field 2)", line)
@@ -313,6 +325,30 @@ class _Term:
         self.obsolete = False
 
 
+def strip_obo_comment(value: str) -> str:
+    """``value`` without its trailing OBO comment: an unescaped ``!`` after whitespace (or at
+    the start), outside a quoted string, starts a comment (OBO 1.4 flat file format).
+
+    ``heart attack ! MI`` -> ``heart attack``; ``"a ! b" EXACT []`` and ``Wolf\\!H`` keep their
+    ``!``; ``foo!bar`` is kept whole (no whitespace before the ``!``).
+    """
+    if "!" not in value:
+        return value
+    quoted = escaped = False
+    previous = " "
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "!" and not quoted and previous.isspace():
+            return value[:index].rstrip()
+        previous = char
+    return value
+
+
 def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
     term: _Term | None = None
     seen_stanza = False
@@ -325,8 +361,8 @@ def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
         if text.startswith("[") and text.endswith("]"):
             if term is not None:
                 yield _finish(path, term)
-            seen_stanza = True
-            term = _Term(lineno, line) if text == "[Term]" else None
+            seen_stanza = True  # stanza names are matched case-insensitively: [term], [TERM]
+            term = _Term(lineno, line) if text[1:-1].strip().lower() == "term" else None
             continue
         tag, sep, value = text.partition(":")
         if not sep or not tag or " " in tag:
@@ -338,9 +374,9 @@ def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
             continue  # header or [Typedef]/[Instance] stanza
         value = value.strip()
         if tag == "id":
-            term.id = value
+            term.id = strip_obo_comment(value)
         elif tag == "name":
-            term.name = value
+            term.name = _UNESCAPE.sub(r"\1", strip_obo_comment(value))
         elif tag == "is_obsolete":
             term.obsolete = value.lower().startswith("true")
         elif tag == "synonym":
@@ -351,6 +387,7 @@ def _iter_obo_terms(path: PathLike) -> Iterator[_Term]:
                 )
             term.synonyms.append((_UNESCAPE.sub(r"\1", m.group(1)), m.group(2)))
         elif tag == "xref":
+            value = strip_obo_comment(value)
             term.xrefs.append(value.split()[0] if value.split() else value)
     if term is not None:
         yield _finish(path, term)
@@ -375,6 +412,15 @@ def _finish(path: PathLike, term: _Term) -> _Term:
     return term
 
 
+def _check_scopes(scopes) -> tuple[str, ...]:
+    """Scopes upper-cased; a bare string is one scope (``"EXACT"`` means ``("EXACT",)``)."""
+    names = tuple(s.upper() for s in as_names(scopes, "scopes"))
+    if any(s not in SYNONYM_SCOPES for s in names):
+        shown = scopes if isinstance(scopes, str) else tuple(scopes)
+        raise ValueError(f"scopes: expected a subset of {SYNONYM_SCOPES}, got {shown!r}")
+    return names
+
+
 def iter_obo(
     path: PathLike,
     scopes: Sequence[str] = ("EXACT",),
@@ -384,12 +430,10 @@ def iter_obo(
     stats: dict | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(cui, name)`` from an OBO file; see :func:`load_obo` for the arguments."""
-    bad = [s for s in scopes if s not in SYNONYM_SCOPES]
-    if bad:
-        raise ValueError(f"scopes: expected a subset of {SYNONYM_SCOPES}, got {tuple(scopes)!r}")
+    scopes = _check_scopes(scopes)
     wanted_prefixes = None
     if xref_prefixes is not None:
-        wanted_prefixes = {p.upper() for p in xref_prefixes}
+        wanted_prefixes = {p.upper() for p in as_names(xref_prefixes, "xref_prefixes")}
     stats = {} if stats is None else stats
     stats.update(terms=0, obsolete=0)
     for term in _iter_obo_terms(path):
@@ -422,7 +466,8 @@ def load_obo(
     Args:
         path: ``.obo`` file (plain or ``.gz``), UTF-8.
         scopes: Synonym scopes kept besides the ``name``; default only ``EXACT`` (true
-            synonyms). Add ``"BROAD"``, ``"NARROW"``, ``"RELATED"`` for looser ones.
+            synonyms). Add ``"BROAD"``, ``"NARROW"``, ``"RELATED"`` for looser ones. A
+            single string is one scope; case does not matter.
         xref_prefixes: e.g. ``("UMLS",)``: append the term's xrefs with these prefixes to its
             id (``HP:0001250|C0036572``), so that :func:`~sapbert_st.data.pairs.build_pairs`
             merges the term with the UMLS concept (xrefs ``UMLS:C...`` become bare CUIs,
@@ -436,6 +481,7 @@ def load_obo(
         ``Dataset`` with ``cui`` and ``name`` (name first, then kept synonyms).
     """
     stats: dict = {}
+    scopes = _check_scopes(scopes)  # before the file is opened: a bad argument fails first
     records = iter_obo(path, scopes, xref_prefixes, include_obsolete, normalize_ids, stats)
     dataset = _to_dataset(records, path, "OBO terms")
     logger.info("%s: %d terms loaded, %d obsolete terms skipped", path, stats["terms"], stats["obsolete"])
@@ -449,7 +495,7 @@ def load_obo_xrefs(path: PathLike, prefixes: Sequence[str] | None = ("UMLS",), n
     UMLS CUIs (``[("HP:0001250", "C0036572"), ...]`` with the default normalisation).
     ``prefixes=None`` keeps every xref.
     """
-    wanted = None if prefixes is None else {p.upper() for p in prefixes}
+    wanted = None if prefixes is None else {p.upper() for p in as_names(prefixes, "prefixes")}
     out = []
     for term in _iter_obo_terms(path):
         if term.obsolete:
@@ -490,14 +536,25 @@ def load_id_name_table(
     Returns:
         ``Dataset`` with ``cui`` and ``name``.
     """
-    if not delimiter:
-        raise ValueError("delimiter: expected a non-empty string")
-    pattern = re.compile(id_pattern) if id_pattern else None
+    _check_table_arguments(id_column, name_column, delimiter, header, name_separator, comment)
+    pattern = None
+    if id_pattern is not None:
+        if not isinstance(id_pattern, str) or not id_pattern:
+            raise TypeError(f"id_pattern: expected None or a non-empty regular expression string, "
+                            f"got {id_pattern!r}")
+        try:
+            pattern = re.compile(id_pattern)
+        except re.error as exc:
+            raise ValueError(f"id_pattern: not a valid regular expression ({exc}): {id_pattern!r}") from exc
+    # a delimiter like "||" read next to an extra "|" ("D1|||foo") splits ambiguously
+    edge = delimiter[0] if len(delimiter) > 1 and len(set(delimiter)) == 1 else None
 
     def records():
         id_index, name_index = id_column, name_column
         width = None
         header_pending = header
+        columns: list[str] | None = None
+        first = True
         for lineno, line in iter_lines(path):
             if comment and line.startswith(comment):
                 continue
@@ -507,10 +564,11 @@ def load_id_name_table(
                 columns = [f.strip() for f in fields]
                 id_index, name_index = (_column_index(c, columns, path, lineno, line, arg)
                                         for c, arg in ((id_column, "id_column"), (name_column, "name_column")))
+                if id_index == name_index:
+                    raise DataFormatError(path, lineno, f"id_column={id_column!r} and name_column="
+                                          f"{name_column!r} are the same header column", line)
                 width = len(fields)
                 continue
-            if isinstance(id_index, str) or isinstance(name_index, str):
-                raise TypeError(f"id_column/name_column: column names ({id_column!r}, {name_column!r}) need header=True")
             if width is None:
                 width = len(fields)
                 if max(id_index, name_index) >= width:
@@ -521,15 +579,26 @@ def load_id_name_table(
             if len(fields) != width:
                 raise _format_error(path, lineno, f"{width} fields separated by {delimiter!r} like the first row, "
                                     f"found {len(fields)}", line)
-            cui = fields[id_index].strip()
+            if columns is not None and [f.strip() for f in fields] == columns:
+                raise DataFormatError(path, lineno, "the header line again, in the middle of the file "
+                                      "(two files concatenated?)", line)
+            raw_id, field = fields[id_index], fields[name_index]
+            if edge and any(f.strip().startswith(edge) or f.strip().endswith(edge) for f in (raw_id, field)):
+                raise DataFormatError(path, lineno, f"a stray {edge!r} next to the {delimiter!r} delimiter "
+                                      f"(ambiguous split); expected id{delimiter}name", line)
+            cui = raw_id.strip()
             if not cui:
                 raise DataFormatError(path, lineno, f"empty id in column {id_index}", line)
             if pattern is not None and not pattern.fullmatch(cui):
                 raise _format_error(path, lineno, f"an id matching {pattern.pattern!r} in column {id_index}, "
-                                    f"found {cui!r}", line, first=lineno == 1 and not header)
+                                    f"found {cui!r}", line, first=first and not header)
+            if not header and looks_like_header(cui):
+                raise DataFormatError(path, lineno, header_problem(
+                    first, f"id {cui!r} reads like a column name; pass header=True if the file has one"
+                    if first else f"id {cui!r} reads like a column name"), line)
+            first = False
             if normalize_ids:
                 cui = normalize_concept_id(cui)
-            field = fields[name_index]
             names = _split_names(field, name_separator, path, lineno, line) if name_separator else [field.strip()]
             if not names or not names[0]:
                 raise DataFormatError(path, lineno, f"empty name in column {name_index}", line)
@@ -537,6 +606,30 @@ def load_id_name_table(
                 yield cui, name
 
     return _to_dataset(records(), path, "rows")
+
+
+def _check_table_arguments(id_column, name_column, delimiter, header, name_separator, comment) -> None:
+    """Fail early, naming the argument, on arguments :func:`load_id_name_table` cannot use."""
+    for value, argument in ((id_column, "id_column"), (name_column, "name_column")):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError(f"{argument}: expected a 0-based column index (int) or a header column "
+                            f"name (str), got {type(value).__name__} {value!r}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{argument}: expected a 0-based column index >= 0, got {value}")
+        if isinstance(value, str) and not header:
+            raise TypeError(f"{argument}={value!r}: a column name needs header=True "
+                            f"(or pass a 0-based column index)")
+    if id_column == name_column:
+        raise ValueError(f"id_column and name_column are the same column ({id_column!r})")
+    if not isinstance(header, bool):
+        raise TypeError(f"header: expected True or False, got {header!r}")
+    for value, argument in ((delimiter, "delimiter"), (name_separator, "name_separator"), (comment, "comment")):
+        if value is None and argument != "delimiter":
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"{argument}: expected a non-empty string, got {type(value).__name__} {value!r}")
+        if not value:
+            raise ValueError(f"{argument}: expected a non-empty string, got {value!r}")
 
 
 def _column_index(column: int | str, columns: list[str], path, lineno, line, arg: str) -> int:

@@ -42,23 +42,66 @@ RecordSource = Iterable[tuple[str, str]] | Dataset
 _WRITE_BATCH = 50_000
 
 
-def iter_records(source: RecordSource, batch_size: int = 10_000) -> Iterator[tuple[str, str]]:
-    """Yield ``(cui, name)`` from an iterable of pairs or a Dataset with ``cui``/``name`` columns."""
+def _bad_record(argument: str, index: int, record) -> TypeError | ValueError:
+    """The error for a record that is not a ``(cui, name)`` pair of strings."""
+    where = f"{argument}: record {index}"
+    if isinstance(record, Dataset) or (isinstance(record, (list, tuple)) and record
+                                       and isinstance(record[0], (list, tuple, Dataset))):
+        return TypeError(f"{where} is a {type(record).__name__}, not a (cui, name) pair; pass "
+                         f"several sources as separate arguments: build_pairs(a, b)")
+    if not isinstance(record, (tuple, list)):
+        return TypeError(f"{where}: expected a (cui, name) tuple of two strings, got "
+                         f"{type(record).__name__} {record!r}")
+    if len(record) != 2:
+        return TypeError(f"{where}: expected a (cui, name) tuple of two strings, got "
+                         f"{len(record)} values {record!r}")
+    for value, what in zip(record, ("cui", "name")):
+        if not isinstance(value, str):
+            return TypeError(f"{where}: expected a (cui, name) tuple of two strings, got "
+                             f"{type(value).__name__} {what} in {record!r}")
+    return ValueError(f"{where}: empty cui in {record!r}; every name needs a concept id")
+
+
+def iter_records(source: RecordSource, batch_size: int = 10_000, argument: str = "source") -> Iterator[tuple[str, str]]:
+    """Yield ``(cui, name)`` from an iterable of pairs or a Dataset with ``cui``/``name`` columns.
+
+    Every record is checked: a ``(cui, name)`` tuple (or list) of two strings with a
+    non-blank cui; anything else (``None``, an int id, a 3-tuple) raises a ``TypeError`` /
+    ``ValueError`` naming ``argument`` and the record's 0-based index.
+    """
     if isinstance(source, Dataset):
         missing = {"cui", "name"} - set(source.column_names)
         if missing:
             raise ValueError(
-                f"source dataset: expected columns 'cui' and 'name', got {source.column_names}"
+                f"{argument} dataset: expected columns 'cui' and 'name', got {source.column_names}"
             )
+        for column in ("cui", "name"):
+            feature = source.features[column]
+            if getattr(feature, "dtype", None) not in ("string", "large_string"):
+                raise TypeError(f"{argument} dataset: column {column!r} has type {feature}; "
+                                f"expected strings")
+        index = 0
         for batch in source.select_columns(["cui", "name"]).iter(batch_size=batch_size):
-            yield from zip(batch["cui"], batch["name"])
-    elif isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+            cuis, names = batch["cui"], batch["name"]
+            if None in cuis or None in names or "" in cuis:
+                for offset, record in enumerate(zip(cuis, names)):
+                    if record[0] is None or record[1] is None or not record[0]:
+                        raise _bad_record(argument, index + offset, record)
+            index += len(cuis)
+            yield from zip(cuis, names)
+    elif isinstance(source, (str, bytes, Mapping)) or not isinstance(source, Iterable):
         raise TypeError(
-            f"source: expected an iterable of (cui, name) tuples or a Dataset with 'cui' and "
+            f"{argument}: expected an iterable of (cui, name) tuples or a Dataset with 'cui' and "
             f"'name' columns, got {type(source).__name__}"
         )
     else:
-        yield from source
+        for index, record in enumerate(source):
+            if not isinstance(record, (tuple, list)) or len(record) != 2:
+                raise _bad_record(argument, index, record)
+            cui, name = record
+            if not (isinstance(cui, str) and isinstance(name, str)) or not cui or cui.isspace():
+                raise _bad_record(argument, index, record)
+            yield cui, name
 
 
 def _find_root(parent, x):
@@ -227,9 +270,15 @@ class ConceptSynonyms:
         self._joined = None
 
     def add(self, cui: str, name: str) -> None:
-        """Add one record."""
+        """Add one record (a ``TypeError`` names a cui or name that is not a string)."""
         self.num_records += 1
-        name = name.strip()
+        if not isinstance(cui, str):
+            raise TypeError(f"cui: expected a string, got {type(cui).__name__} {cui!r} (name {name!r})")
+        try:
+            name = name.strip()
+        except AttributeError:
+            raise TypeError(f"name: expected a string, got {type(name).__name__} {name!r} "
+                            f"(cui {cui!r})") from None
         if not name:
             self.num_empty += 1
             return
@@ -241,9 +290,13 @@ class ConceptSynonyms:
         else:
             names.append(name)
 
-    def add_records(self, source: RecordSource, show_progress_bar: bool | None = None, desc: str = "Reading records") -> None:
-        """Add every ``(cui, name)`` record of ``source`` (an iterable or a cui/name Dataset)."""
-        records = iter_records(source)
+    def add_records(self, source: RecordSource, show_progress_bar: bool | None = None, desc: str = "Reading records",
+                    argument: str = "source") -> None:
+        """Add every ``(cui, name)`` record of ``source`` (an iterable or a cui/name Dataset).
+
+        Records are checked by :func:`iter_records`; errors name ``argument``.
+        """
+        records = iter_records(source, argument=argument)
         if resolve_show_progress_bar(show_progress_bar):
             total = len(source) if isinstance(source, Dataset) else None
             records = tqdm(records, desc=desc, total=total, unit=" records")
@@ -308,8 +361,7 @@ class ConceptSynonyms:
     ) -> Iterator[tuple[str, str, int, str]]:
         """Yield ``(name1, name2, label, cui)``: all pairs ``i < j`` of each concept's names,
         a random ``max_pairs_per_concept`` of them where there are more."""
-        if max_pairs_per_concept is not None and max_pairs_per_concept < 1:
-            raise ValueError(f"max_pairs_per_concept: expected a positive int or None, got {max_pairs_per_concept!r}")
+        _check_sampling(max_pairs_per_concept, seed)
         rng = random.Random(seed)
         single = 0
         for label, cui, names in self.concepts():
@@ -401,13 +453,45 @@ def _write_arrow(rows: Iterable[tuple], columns: tuple[str, ...], features: Feat
     return Dataset.from_file(path)
 
 
-def _collect(sources, lowercase, split_ids, id_map, show_progress_bar) -> ConceptSynonyms:
+def _check_options(lowercase, split_ids, id_map, cache_dir, show_progress_bar) -> None:
+    """Fail early, naming the argument, on options :func:`build_pairs` cannot use."""
+    if not isinstance(lowercase, bool):
+        raise TypeError(f"lowercase: expected True or False, got {lowercase!r}")
+    if split_ids is not None:
+        if not isinstance(split_ids, str):
+            raise TypeError(f"split_ids: expected None or a separator string, got {split_ids!r}")
+        if not split_ids:
+            raise ValueError("split_ids: expected None or a non-empty separator string, got ''")
+    if id_map is not None and not isinstance(id_map, Mapping):
+        raise TypeError(f"id_map: expected None or a mapping of id -> id (see concept_id_map), "
+                        f"got {type(id_map).__name__}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir: expected None or a folder path, got {cache_dir!r}")
+    if show_progress_bar is not None and not isinstance(show_progress_bar, bool):
+        raise TypeError(f"show_progress_bar: expected None, True or False, got {show_progress_bar!r}")
+
+
+def _check_sampling(max_pairs_per_concept, seed) -> None:
+    if max_pairs_per_concept is not None:
+        if isinstance(max_pairs_per_concept, bool) or not isinstance(max_pairs_per_concept, int):
+            raise TypeError(f"max_pairs_per_concept: expected a positive int or None, got "
+                            f"{type(max_pairs_per_concept).__name__} {max_pairs_per_concept!r}")
+        if max_pairs_per_concept < 1:
+            raise ValueError(f"max_pairs_per_concept: expected a positive int or None, got "
+                             f"{max_pairs_per_concept!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed: expected an int or None, got {type(seed).__name__} {seed!r}")
+
+
+def _collect(sources, lowercase, split_ids, id_map, show_progress_bar, cache_dir=None) -> ConceptSynonyms:
     if not sources:
         raise ValueError("expected at least one source of (cui, name) records")
+    _check_options(lowercase, split_ids, id_map, cache_dir, show_progress_bar)
     store = ConceptSynonyms(lowercase=lowercase, split_ids=split_ids, id_map=id_map)
     for k, source in enumerate(sources):
         store.begin_source()
-        store.add_records(source, show_progress_bar, desc=f"Reading source {k + 1}/{len(sources)}")
+        store.add_records(source, show_progress_bar, desc=f"Reading source {k + 1}/{len(sources)}",
+                          argument=f"sources[{k}]")
     store.end_sources()
     if len(sources) > 1:
         logger.info("sources 2 to %d joined %s concepts of earlier sources through shared ids",
@@ -465,7 +549,8 @@ def build_pairs(
             pairs = build_pairs([("C1", "Heart attack"), ("C1", "MI"), ("C2", "fever")])
             # one pair: ("heart attack", "mi", label 0, cui "C1"); C2 has one name
     """
-    store = _collect(sources, lowercase, split_ids, id_map, show_progress_bar)
+    _check_sampling(max_pairs_per_concept, seed)
+    store = _collect(sources, lowercase, split_ids, id_map, show_progress_bar, cache_dir)
     return store.to_pairs(max_pairs_per_concept, seed, cache_dir, show_progress_bar)
 
 
@@ -482,7 +567,7 @@ def build_dictionary(
     Concepts are merged exactly as in :func:`build_pairs`; each merged concept is listed
     under the cui string of its first record.
     """
-    store = _collect(sources, lowercase, split_ids, id_map, show_progress_bar)
+    store = _collect(sources, lowercase, split_ids, id_map, show_progress_bar, cache_dir)
     dictionary = store.to_dictionary(cache_dir)
     logger.info(
         "dictionary: %d names of %d concepts; %d duplicate and %d empty names dropped",
