@@ -165,6 +165,7 @@ def run_quickstart(
     encode_batch_size: int = 256,
     show_progress_bar: bool = True,
     quiet_libraries: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a small SapBERT on HPO synonyms and report held-out retrieval before and after.
 
@@ -188,6 +189,10 @@ def run_quickstart(
         encode_batch_size: Names per encoding batch.
         show_progress_bar: Show tqdm bars for encoding and training.
         quiet_libraries: Hide expected warnings of transformers and sentence-transformers.
+        overwrite: Replace an existing non-empty ``output_dir`` (as a whole, once the run
+            has succeeded). Without it such a folder is refused before any work; a new or
+            empty folder is always fine. The base model and the OBO file are never
+            overwritten.
 
     Returns:
         The content of ``results.json``: ``before`` and ``after`` (``acc@1``, ``acc@5``),
@@ -196,12 +201,13 @@ def run_quickstart(
     """
     import torch
 
-    from sapbert_st.cli import INDEX_META
+    from sapbert_st.cli.index_meta import write_index_meta
     from sapbert_st.data.ontology import load_obo
     from sapbert_st.data.pairs import ConceptSynonyms, build_pairs
     from sapbert_st.linking import DictionaryIndex
     from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH, load_sapbert
     from sapbert_st.model_card import use_sapbert_model_card
+    from sapbert_st.outputs import check_output_folder, staged_folder
     from sapbert_st.training import train_sapbert
 
     steps = DEFAULT_STEPS if steps is None else steps
@@ -214,7 +220,11 @@ def run_quickstart(
             raise ValueError(f"{argument}: expected an int >= {low}, got {value!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate: expected a positive float, got {learning_rate!r}")
-    output = Path(output_dir)
+    obo = Path(obo_path) if obo_path is not None else hpo_obo_path()
+    base = os.fspath(base_model) if base_model is not None else default_base_model()
+    # before minutes of work: where the results go (and what they must not replace)
+    protected = [("base_model", base), ("obo_path", obo)]
+    output = check_output_folder(output_dir, "output_dir", overwrite, protected)
     model_dir, index_dir = output / "model", output / "index"
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -223,8 +233,6 @@ def run_quickstart(
     # 1. data ---------------------------------------------------------------------------
     tick = time.perf_counter()
     with _quiet_libraries(quiet_libraries):
-        obo = Path(obo_path) if obo_path is not None else hpo_obo_path()
-        base = os.fspath(base_model) if base_model is not None else default_base_model()
         logger.info("SapBERT quickstart: teach a small language model that synonyms of medical "
                     "terms mean the same thing.\n")
         logger.info("[1/5] Reading the Human Phenotype Ontology (%s)", obo)
@@ -295,46 +303,49 @@ def run_quickstart(
     tick = time.perf_counter()
     with _quiet_libraries(quiet_libraries):
         card.add_linking_results(BENCHMARK_NAME, after)
-        output.mkdir(parents=True, exist_ok=True)
-        model.save(os.fspath(model_dir))
-        index.save(index_dir)
-        meta = {"model": os.fspath(model_dir.resolve()), "dictionary": f"{obo.name} term names",
-                "max_seq_length": DEFAULT_MAX_SEQ_LENGTH}
-        (index_dir / INDEX_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         links = index.search(list(examples), k=3, batch_size=encode_batch_size,
                              show_progress_bar=False) if examples else []
+    example_results = [{"mention": mention, "candidates": [
+        {"cui": h["cui"], "name": h["name"], "score": round(h["score"], 4)} for h in found]}
+        for mention, found in zip(examples, links)]
+    # written all at once (a fresh sibling folder that replaces output_dir when complete):
+    # a failed save leaves no half output, overwrite=True no file of an earlier run
+    with staged_folder(output, "output_dir", overwrite, protected) as folder:
+        with _quiet_libraries(quiet_libraries):
+            model.save(os.fspath(folder / model_dir.name))
+            index.save(folder / index_dir.name)
+        # the index records where its model will be once the folder is in place
+        write_index_meta(folder / index_dir.name, os.path.abspath(model_dir),
+                         f"{obo.name} term names", DEFAULT_MAX_SEQ_LENGTH)
+        timings["save_and_link"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - started
+        results = {
+            "task": BENCHMARK_NAME,
+            "before": before,
+            "after": after,
+            "settings": {"base_model": BASE_MODEL_ID if base_model is None else base,
+                         "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
+                         "held_out": held_out, "seed": seed,
+                         "max_seq_length": DEFAULT_MAX_SEQ_LENGTH, "max_pairs_per_concept": 50,
+                         "loss": "OnlineMiningMultiSimilarityLoss", "similarity": "dot",
+                         "ontology": os.fspath(obo), "torch_threads": torch.get_num_threads()},
+            "data": data,
+            "examples": example_results,
+            "timings": {k: round(v, 1) for k, v in timings.items()},
+            "paths": {"model": os.fspath(model_dir), "index": os.fspath(index_dir),
+                      "results": os.fspath(output / "results.json")},
+        }
+        (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n",
+                                             encoding="utf-8")
     logger.info("\n[5/5] Linking a few everyday phrases to HPO term names with the trained "
                 "model\n      (a few minutes of training on one ontology: expect misses; "
                 "SapBERT proper trains on all of UMLS):")
     width = max((len(m) for m in examples), default=0)
-    example_results = []
     for mention, found in zip(examples, links):
-        example_results.append({"mention": mention, "candidates": [
-            {"cui": h["cui"], "name": h["name"], "score": round(h["score"], 4)} for h in found]})
         best = found[0]
         others = ", ".join(h["name"] for h in found[1:])
         logger.info("      %-*s -> %s (%s)%s", width, mention, best["name"], best["cui"],
                     f"   next: {others}" if others else "")
-    timings["save_and_link"] = time.perf_counter() - tick
-    timings["total"] = time.perf_counter() - started
-
-    results = {
-        "task": BENCHMARK_NAME,
-        "before": before,
-        "after": after,
-        "settings": {"base_model": BASE_MODEL_ID if base_model is None else base,
-                     "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
-                     "held_out": held_out, "seed": seed, "max_seq_length": DEFAULT_MAX_SEQ_LENGTH,
-                     "max_pairs_per_concept": 50, "loss": "OnlineMiningMultiSimilarityLoss",
-                     "similarity": "dot", "ontology": os.fspath(obo),
-                     "torch_threads": torch.get_num_threads()},
-        "data": data,
-        "examples": example_results,
-        "timings": {k: round(v, 1) for k, v in timings.items()},
-        "paths": {"model": os.fspath(model_dir), "index": os.fspath(index_dir),
-                  "results": os.fspath(output / "results.json")},
-    }
-    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     gain = after["acc@1"] - before["acc@1"]
     logger.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,15 @@ def write_dictionary(path: Path, concepts: dict[str, tuple[str, ...]] = CONCEPTS
     return path
 
 
-def run(argv, capsys, stdin: str | None = None, monkeypatch=None):
+def fake_stdin(data: str | bytes) -> io.TextIOWrapper:
+    """A text stdin over bytes, like the real one (``sys.stdin.buffer`` holds the bytes)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
+
+
+def run(argv, capsys, stdin: str | bytes | None = None, monkeypatch=None):
     if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        monkeypatch.setattr(sys, "stdin", fake_stdin(stdin))
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -84,6 +91,12 @@ def test_help_in_a_real_subprocess():
     ("index", ["--kind", "ivfpq", "--fp16", "examples:"]),
     ("link", ["--input", "--format", "stdin", "examples:"]),
     ("quickstart", ["--output", "--steps", "held", "examples:"]),
+    # outputs: --overwrite everywhere something is written; link documents its TSV escapes
+    ("train", ["--overwrite", "never be the --model folder"]),
+    ("evaluate", ["--overwrite"]),
+    ("index", ["--overwrite", "never be the --model folder"]),
+    ("quickstart", ["--overwrite"]),
+    ("link", ["PostgreSQL", "\\t", "\\n", "U+2028"]),
 ])
 def test_command_help_explains_arguments(command, words, capsys):
     code, out, _ = run([command, "--help"], capsys)
@@ -402,9 +415,180 @@ def test_quickstart_command_passes_its_arguments(monkeypatch, tmp_path, capsys):
                         "--batch-size", 16, "--held-out", 5, "--seed", 3, "--lr", 1e-4], capsys)
     assert code == 0, err
     assert seen == {"output_dir": str(tmp_path / "qs"), "steps": 7, "batch_size": 16,
-                    "held_out": 5, "learning_rate": 1e-4, "seed": 3, "base_model": None}
+                    "held_out": 5, "learning_rate": 1e-4, "seed": 3, "base_model": None,
+                    "overwrite": False}
 
 
 def test_quickstart_bad_argument(capsys, tmp_path):
     code, _, err = run(["quickstart", "--output", tmp_path / "qs", "--steps", 0], capsys)
     assert code == 2 and "steps" in err and "Traceback" not in err
+
+
+# -- outputs: --overwrite, no stale files, the model folder never ------------------------------
+def siblings_left(folder: Path) -> list[str]:
+    """Hidden staging or backup folders left next to an output."""
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}."))
+
+
+def test_index_overwrite_replaces_the_whole_folder(tiny_bert_path, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    folder = tmp_path / "index"
+    argv = ["index", "--model", tiny_bert_path, "--dictionary", dictionary, "--output", folder,
+            "--device", "cpu", "-q"]
+    code, _, err = run([*argv, "--kind", "hnsw"], capsys)
+    assert code == 0, err
+    assert (folder / "index.faiss").is_file()
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    # refused without --overwrite: one line, and the old index is untouched
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "pass --overwrite" in err and str(folder) in err
+    assert json.loads((folder / "index_config.json").read_text(encoding="utf-8"))[
+        "index_type"] == "hnsw"
+    # with --overwrite: an exact index and nothing of the old one
+    code, _, err = run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads((folder / "index_config.json").read_text(encoding="utf-8"))[
+        "index_type"] == "flat"
+    assert not (folder / "index.faiss").exists() and not (folder / "notes.txt").exists()
+    assert siblings_left(folder) == []
+    code, out, err = run(["link", "--index", folder, "-k", 1, "fever"], capsys)
+    assert code == 0 and parse_tsv(out)[0]["mention"] == "fever"
+
+
+def test_index_into_an_empty_folder_needs_no_overwrite(tiny_bert_path, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", dictionary,
+                        "--output", folder, "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    assert (folder / "index_config.json").is_file() and (folder / INDEX_META).is_file()
+    assert siblings_left(folder) == []
+
+
+def test_index_output_is_not_a_private_temp_folder(tiny_bert_path, tmp_path, capsys):
+    """The index is staged in a temporary sibling; it must end up with normal permissions."""
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    folder = tmp_path / "new" / "index"
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", dictionary,
+                        "--output", folder, "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    mask = os.umask(0)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert siblings_left(folder) == []
+
+
+def test_train_overwrite_replaces_the_model_folder(tiny_bert_path, tmp_path, capsys):
+    obo = write_obo(tmp_path / "tiny.obo")
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "pytorch_model.bin").write_bytes(b"stale weights of an older run")
+    argv = ["train", "--pairs-from", f"obo:{obo}", "--model", tiny_bert_path, "--output", out,
+            "--steps", 1, "--batch-size", 8, "--device", "cpu", "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "pass --overwrite" in err
+    assert (out / "pytorch_model.bin").is_file()
+    code, _, err = run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert not (out / "pytorch_model.bin").exists()
+    assert (out / "modules.json").is_file() and siblings_left(out) == []
+
+
+def test_evaluate_overwrite_replaces_the_results_file(tiny_bert_path, data_dir, tmp_path, capsys):
+    small = write_dictionary(tmp_path / "dict.txt")
+    results = tmp_path / "results.json"
+    results.write_text("old\n", encoding="utf-8")
+    argv = ["evaluate", "--model", tiny_bert_path, "--benchmark", "ncbi-disease", "--data-dir",
+            data_dir, "--dictionary", small, "--limit", 3, "--output", results, "--device", "cpu",
+            "-q"]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and "pass --overwrite" in err and out == ""
+    assert results.read_text(encoding="utf-8") == "old\n"
+    code, _, err = run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads(results.read_text(encoding="utf-8"))["results"]["ncbi-disease"]["queries"] == 3
+
+
+# -- link: TSV escaping, one way of splitting lines -------------------------------------------
+@pytest.fixture
+def awkward_index(tiny_bert_path, tmp_path):
+    """An index whose names contain a tab, a newline, a backslash and U+2028."""
+    from sapbert_st import load_sapbert
+    from sapbert_st.cli.index_meta import write_index_meta
+    from sapbert_st.linking import DictionaryIndex
+
+    names = ["tab\there", "new\nline", "back\\slash", "line\u2028separator", "plain"]
+    cuis = ["C:1", "C:2", "C:3", "C:4", "C\t5"]
+    model = load_sapbert(tiny_bert_path, device="cpu")
+    folder = tmp_path / "awkward"
+    DictionaryIndex.build(model, names, cuis).save(folder)
+    write_index_meta(folder, str(Path(tiny_bert_path).resolve()), "awkward", 25)
+    return folder, dict(zip(cuis, names))
+
+
+def test_link_tsv_escapes_tabs_newlines_and_backslashes(awkward_index, capsys):
+    from sapbert_st.cli.link_formats import unescape_tsv
+
+    folder, names = awkward_index
+    mentions = ["a\tb", "c\nd", "e\\f", "g\rh", "plain"]
+    code, out, err = run(["link", "--index", folder, "-k", 5, "-q", *mentions], capsys)
+    assert code == 0, err
+    lines = out.split("\n")
+    assert lines[-1] == "" and len(lines) == 1 + 5 * 5 + 1  # header, 25 rows, final newline
+    rows = [line.split("\t") for line in lines[1:-1]]
+    assert all(len(row) == 5 for row in rows)
+    assert [unescape_tsv(row[0]) for row in rows] == [m for m in mentions for _ in range(5)]
+    assert rows[0][0] == "a\\tb" and rows[5][0] == "c\\nd" and rows[10][0] == "e\\\\f"
+    assert rows[15][0] == "g\\rh"
+    for row in rows:
+        assert names[unescape_tsv(row[2])] == unescape_tsv(row[3])
+
+
+def test_tsv_escaping_round_trips():
+    from sapbert_st.cli.link_formats import escape_tsv, unescape_tsv
+
+    for text in ["", "plain", "a\tb\nc\rd\\e", "\\t is not a tab", "\\", "x\\\\ny", "\u2028"]:
+        field = escape_tsv(text)
+        assert "\t" not in field and "\n" not in field and "\r" not in field
+        assert unescape_tsv(field) == text
+
+
+def test_link_stdin_and_input_split_lines_alike(awkward_index, tmp_path, capsys, monkeypatch):
+    folder, _ = awkward_index
+    # one mention per \n (or \r\n); U+2028, U+0085, form feed and \x1c are not line breaks
+    data = "first\u2028mention\r\nsecond\x85one\nthird\x0cand\x1cmore\n\nlast".encode()
+    expected = ["first\u2028mention", "second\x85one", "third\x0cand\x1cmore", "last"]
+    code, from_stdin, err = run(["link", "--index", folder, "-k", 1, "-q", "--format", "jsonl"],
+                                capsys, stdin=data, monkeypatch=monkeypatch)
+    assert code == 0, err
+    mentions = tmp_path / "mentions.txt"
+    mentions.write_bytes(data)
+    code, from_file, err = run(["link", "--index", folder, "-k", 1, "-q", "--format", "jsonl",
+                                "--input", mentions], capsys)
+    assert code == 0, err
+    assert from_stdin == from_file
+    # JSON lines keep one record per line even for readers that split on U+2028 and friends
+    assert len(from_file.splitlines()) == len(expected)
+    assert [json.loads(line)["mention"] for line in from_file.splitlines()] == expected
+    # and the TSV of stdin has one row per mention
+    code, tsv, _ = run(["link", "--index", folder, "-k", 1, "-q"], capsys, stdin=data,
+                       monkeypatch=monkeypatch)
+    assert [row.split("\t")[0] for row in tsv.split("\n")[1:-1]] == expected
+
+
+def test_link_stdin_without_a_final_newline(built_index, capsys, monkeypatch, caplog):
+    code, out, err = run(["link", "--index", built_index, "-k", 1], capsys, stdin=b"fits",
+                         monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert [r["mention"] for r in parse_tsv(out)] == ["fits"]
+    assert "line terminator" not in err and "sapbert-st-stdin" not in err
+
+
+def test_python_dash_m_and_the_console_script_are_the_same_main():
+    import importlib.metadata
+
+    (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts")
+                if e.name == "sapbert-st"]
+    assert entry.value == "sapbert_st.cli:main"
+    assert entry.load() is main

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,84 @@ def test_bundled_resources_exist():
 
     assert hpo_obo_path().name == "hp.obo" and hpo_obo_path().stat().st_size > 1_000_000
     assert (Path(default_base_model()) / "modules.json").is_file()
+
+
+# -- the output folder: checked first, replaced only with overwrite=True, never half-written --
+def fail_if_called(*args, **kwargs):
+    raise AssertionError("the quickstart started working before checking its output folder")
+
+
+def test_quickstart_refuses_an_existing_output_before_any_work(tmp_path, monkeypatch):
+    from sapbert_st import quickstart
+    from sapbert_st.outputs import OutputPathError
+
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    monkeypatch.setattr(quickstart, "split_held_out", fail_if_called)
+    monkeypatch.setattr("sapbert_st.data.ontology.load_obo", fail_if_called)
+    obo = tmp_path / "tiny.obo"
+    write_obo(obo, synthetic_concepts(10))
+    with pytest.raises(OutputPathError, match="output_dir .*not empty; pass overwrite=True"):
+        run_quickstart(output_dir=out, obo_path=obo, base_model=tmp_path / "base")
+    with pytest.raises(OutputPathError, match="is a file"):
+        run_quickstart(output_dir=tmp_path / "a-file", obo_path=obo, base_model=tmp_path / "base")
+
+
+def test_quickstart_never_writes_over_its_base_model(tiny_bert_copy, tmp_path):
+    from sapbert_st.outputs import OutputPathError
+
+    obo = tmp_path / "tiny.obo"
+    write_obo(obo, synthetic_concepts(10))
+    for out in (tiny_bert_copy, tiny_bert_copy.parent):
+        with pytest.raises(OutputPathError, match="base_model"):
+            run_quickstart(output_dir=out, obo_path=obo, base_model=tiny_bert_copy, overwrite=True)
+    assert (tiny_bert_copy / "model.safetensors").is_file()
+
+
+def quick(out, obo, base, **kwargs):
+    return run_quickstart(output_dir=out, steps=1, batch_size=4, held_out=3, seed=1,
+                          base_model=base, obo_path=obo, examples=("pain",),
+                          show_progress_bar=False, **kwargs)
+
+
+def test_quickstart_overwrite_replaces_the_folder(tiny_bert_path, tmp_path, capsys):
+    from sapbert_st.cli import INDEX_META, main
+
+    obo = tmp_path / "tiny.obo"
+    write_obo(obo, synthetic_concepts(30))
+    out = tmp_path / "out"
+    (out / "index").mkdir(parents=True)
+    (out / "index" / "index.faiss").write_bytes(b"an hnsw index of an earlier run")
+    (out / "notes.txt").write_text("old", encoding="utf-8")
+    quick(out, obo, tiny_bert_path, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["index", "model", "results.json"]
+    assert not (out / "index" / "index.faiss").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.obo"]  # nothing staged left
+    # the index names the model at its final place, not where it was staged
+    meta = json.loads((out / "index" / INDEX_META).read_text(encoding="utf-8"))
+    assert Path(meta["model"]) == (out / "model").absolute()
+    capsys.readouterr()
+    assert main(["link", "--index", str(out / "index"), "-k", "1", "-q", "pain"]) == 0
+
+
+def test_quickstart_that_fails_while_saving_keeps_the_old_output(tiny_bert_path, tmp_path,
+                                                                 monkeypatch):
+    from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.outputs import OutputPathError
+
+    obo = tmp_path / "tiny.obo"
+    write_obo(obo, synthetic_concepts(30))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text('{"old": true}', encoding="utf-8")
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DictionaryIndex, "save", disk_full)
+    with pytest.raises(OutputPathError, match="output_dir .*No space left on device"):
+        quick(out, obo, tiny_bert_path, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert (out / "results.json").read_text(encoding="utf-8") == '{"old": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.obo"]

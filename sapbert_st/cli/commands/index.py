@@ -1,0 +1,94 @@
+"""``sapbert-st index``: a dictionary of concept names -> a searchable index folder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from sapbert_st.cli.arguments import (
+    OVERWRITE_HINT,
+    HelpFormatter,
+    add_common_options,
+    add_overwrite_option,
+    check_common_options,
+    dedent,
+)
+from sapbert_st.cli.errors import UsageError
+from sapbert_st.cli.index_meta import write_index_meta
+from sapbert_st.cli.models import load_model
+from sapbert_st.cli.sources import load_dictionary_source, spec_paths
+
+#: ``--kind`` of ``sapbert-st index`` -> ``DictionaryIndex`` ``index_type``.
+INDEX_KINDS = {"exact": "flat", "flat": "flat", "hnsw": "hnsw", "ivfpq": "ivf_pq", "ivf_pq": "ivf_pq"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "index", formatter_class=HelpFormatter,
+        help="a dictionary of concept names -> a searchable index folder",
+        description=dedent("""
+            Encode every name of a dictionary with a model and save a DictionaryIndex
+            folder (names, ids, embeddings, faiss index) for `sapbert-st link`.
+
+            --dictionary: a 'CUI||name' file (BioSyn/SapBERT format), 'hpo', or
+            SOURCE:PATH with SOURCE one of umls (MRCONSO.RRF), obo, medic, ctd, mesh,
+            mondo, efo, or benchmark:NAME (that benchmark's dictionary; needs --data-dir).
+
+            --kind: exact (brute force, the default; exact top-k), hnsw (graph, fast, more
+            memory) or ivfpq (compressed, for millions of names; re-scored exactly).
+
+            --output must be a new or empty folder, or an existing one with --overwrite
+            (replaced as a whole once the index is built, so no file of the old index
+            stays); it can never be the --model folder or contain it."""),
+        epilog=dedent("""
+            examples:
+              sapbert-st index --model sapbert-hpo --dictionary hpo --output hpo-index
+              sapbert-st index --model sapbert-umls --dictionary umls_dictionary.txt \\
+                  --kind ivfpq --fp16 --output umls-index --device cuda"""),
+    )
+    p.add_argument("--model", required=True, help="model folder or Hub id")
+    p.add_argument("--dictionary", required=True, help="the names to index (see above)")
+    p.add_argument("--data-dir", default=os.environ.get("SAPBERT_ST_DATA"),
+                   help="benchmark data folder (for benchmark:NAME)")
+    p.add_argument("--output", required=True, help="index folder to write")
+    add_overwrite_option(p, "replace an existing non-empty --output folder, as a whole, once "
+                            "the index is built (never the --model folder)")
+    p.add_argument("--kind", default="exact", choices=("exact", "hnsw", "ivfpq"),
+                   help="search structure")
+    p.add_argument("--fp16", action="store_true", help="store embeddings as float16 (half memory)")
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16", "float16"),
+                   default="float32",
+                   help="encode names (and later mentions) under torch.autocast in this "
+                        "precision: bfloat16 is about 2x faster on CPUs with bf16 support, "
+                        "not bit-exact with float32 (default: float32)")
+    p.add_argument("--similarity", choices=("dot", "cosine"), default="dot",
+                   help="score: raw [CLS] inner product (SapBERT) or cosine")
+    add_common_options(p)
+    p.set_defaults(func=cmd_index)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.outputs import check_output_folder, staged_folder
+
+    kind = INDEX_KINDS.get(args.kind)
+    if kind is None:
+        raise UsageError(f"--kind: expected one of exact, hnsw, ivfpq, got {args.kind!r}")
+    check_common_options(args)
+    protected = [("--model", args.model),
+                 *(("--dictionary", path) for path in spec_paths(args.dictionary, args))]
+    output = check_output_folder(args.output, "--output", args.overwrite, protected,
+                                 hint=OVERWRITE_HINT)
+    dictionary = load_dictionary_source(args.dictionary, args)
+    model = load_model(args.model, args)
+    index = DictionaryIndex.build(model, dictionary, similarity=args.similarity, index_type=kind,
+                                  dtype="float16" if args.fp16 else "float32",
+                                  compute_dtype=args.compute_dtype, batch_size=args.batch_size)
+    model_path = Path(args.model).expanduser()
+    recorded = str(model_path.resolve()) if model_path.exists() else args.model
+    with staged_folder(output, "--output", args.overwrite, protected, hint=OVERWRITE_HINT) as folder:
+        index.save(folder)
+        write_index_meta(folder, recorded, args.dictionary, args.max_seq_length)
+    print(f"Indexed {len(index)} names into {args.output} ({index!r})")
+    return 0

@@ -1,0 +1,90 @@
+"""``sapbert-st link``: mentions -> top-k concepts from an index (TSV or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sapbert_st.cli.arguments import HelpFormatter, add_common_options, check_common_options, dedent
+from sapbert_st.cli.errors import UsageError
+from sapbert_st.cli.index_meta import INDEX_META, read_index_meta
+from sapbert_st.cli.link_formats import write_links
+from sapbert_st.cli.mentions import read_mentions
+from sapbert_st.cli.models import load_index, load_model
+from sapbert_st.cli.sources import load_dictionary_source
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "link", formatter_class=HelpFormatter,
+        help="mentions -> top-k concepts from an index (TSV or JSON)",
+        description=dedent("""
+            Link mentions to their top-k concepts (distinct ids, each with its best name).
+            Mentions come from the arguments, from --input FILE (one per line; '-' for
+            stdin) or from stdin. A file and stdin are read alike: UTF-8, one mention per
+            line, lines ending at LF, CRLF or CR only (a mention may contain U+2028, U+0085
+            or a form feed); surrounding whitespace is stripped, blank lines skipped.
+
+            Output on stdout: TSV with a header (mention, rank, cui, name, score), a JSON
+            array, or JSON lines. TSV fields are escaped as in PostgreSQL's text format: a
+            backslash, tab, newline or carriage return inside a mention, id or name is
+            written as \\\\, \\t, \\n or \\r, so every row has exactly five fields."""),
+        epilog=dedent("""
+            examples:
+              sapbert-st link --index hpo-index "heart attack" "fits"
+              sapbert-st link --index hpo-index --input mentions.txt --format json > links.json
+              cat mentions.txt | sapbert-st link --index hpo-index -k 1
+              sapbert-st link --model sapbert-hpo --dictionary hpo "loss of hearing\""""),
+    )
+    p.add_argument("mentions", nargs="*", help="mentions to link")
+    p.add_argument("--input", default=None, help="file with one mention per line ('-': stdin)")
+    p.add_argument("--index", default=None, help="index folder from `sapbert-st index`")
+    p.add_argument("--model", default=None,
+                   help="model (default: the one that built --index)")
+    p.add_argument("--dictionary", default=None,
+                   help="without --index: a dictionary to index on the fly (as in `index`)")
+    p.add_argument("--data-dir", default=os.environ.get("SAPBERT_ST_DATA"),
+                   help="benchmark data folder (for --dictionary benchmark:NAME)")
+    p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="candidates per mention")
+    p.add_argument("--format", choices=("tsv", "json", "jsonl"), default="tsv",
+                   help="output format")
+    add_common_options(p)
+    p.set_defaults(func=cmd_link, max_seq_length=None)
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH
+
+    if args.k < 1:
+        raise UsageError(f"-k/--top-k: expected a positive int, got {args.k}")
+    if args.index is None and (args.model is None or args.dictionary is None):
+        raise UsageError("--index: required, or both --model and --dictionary")
+    check_common_options(args)
+    folder = None
+    model_path, model_argument, hint = args.model, "--model", ""
+    if args.index is not None:
+        folder = Path(args.index)
+        if not folder.is_dir():
+            raise UsageError(f"--index: no such index folder: {folder}")
+        if model_path is None:
+            meta = read_index_meta(folder)
+            model_path, model_argument = meta["model"], f"{folder / INDEX_META} 'model'"
+            hint = " (the model that built --index; pass --model to use another)"
+            if args.max_seq_length is None:
+                args.max_seq_length = meta["max_seq_length"]
+    if args.max_seq_length is None:
+        args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH
+    mentions = read_mentions(args)
+    model = load_model(model_path, args, model_argument, hint)
+    if folder is not None:
+        index = load_index(folder, model)
+    else:
+        dictionary = load_dictionary_source(args.dictionary, args)
+        index = DictionaryIndex.build(model, dictionary, batch_size=args.batch_size)
+    hits = index.search(mentions, k=args.k, batch_size=args.batch_size)
+    write_links(sys.stdout, mentions, hits, args.format)
+    sys.stdout.flush()
+    return 0
