@@ -91,6 +91,12 @@ ADAPTERS_SUBFOLDER = "adapters"
 
 _ADAPTER_TRANSFORMER_REF = "sapbert_st.adapters.AdapterTransformer"
 
+#: Key of ``adapter_config.json`` under which the weights file's SHA-256 is recorded.
+WEIGHTS_HASH_KEY = "sapbert_st_sha256"
+
+#: Weight file names of the adapters library (``adapters.utils.SAFE_WEIGHTS_NAME`` / ``WEIGHTS_NAME``).
+_ADAPTER_WEIGHT_FILES = ("adapter.safetensors", "pytorch_adapter.bin")
+
 
 def require_adapters():
     """Import the optional ``adapters`` library or fail with the install hint."""
@@ -214,19 +220,25 @@ class AdapterTransformer(Transformer):
     or when loading a self-contained adapter checkpoint. Saving writes the base weights
     without adapter tensors to ``model.safetensors`` (or ``pytorch_model.bin``), the
     adapter to ``adapters/<adapter_name>/`` in the adapters library's format, and
-    ``adapter_name`` to ``sentence_bert_config.json``; loading restores and activates it.
+    ``adapter_name`` with the SHA-256 of the adapter's weight file to
+    ``sentence_bert_config.json``; loading checks the hash, then restores and activates
+    the adapter, so an adapter folder swapped for another one fails instead of loading.
 
     Args:
         model_name_or_path: As for ``Transformer``.
         adapter_name: Name of the saved adapter to restore, or ``None``.
+        adapter_sha256: SHA-256 the adapter's weight file must have (``None``: not checked
+            here; ``adapter_config.json`` may still record one).
         **kwargs: Passed to ``Transformer``.
     """
 
-    config_keys: list[str] = [*Transformer.config_keys, "adapter_name"]  # noqa: RUF012 (as ST)
+    config_keys: list[str] = [*Transformer.config_keys, "adapter_name", "adapter_sha256"]  # noqa: RUF012 (as ST)
 
-    def __init__(self, model_name_or_path: str, *, adapter_name: str | None = None, **kwargs: Any):
+    def __init__(self, model_name_or_path: str, *, adapter_name: str | None = None,
+                 adapter_sha256: str | None = None, **kwargs: Any):
         super().__init__(model_name_or_path, **kwargs)
         self.adapter_name = adapter_name
+        self.adapter_sha256 = adapter_sha256
         require_adapters().init(self.auto_model)
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
@@ -242,7 +254,7 @@ class AdapterTransformer(Transformer):
             encoder, output_path, safe_serialization=safe_serialization, state_dict=base_state
         )
         self.processor.save_pretrained(output_path)
-        self.save_config(output_path)
+        self.adapter_sha256 = None
         if self.adapter_name is not None:
             adapter_dir = os.path.join(output_path, ADAPTERS_SUBFOLDER, self.adapter_name)
             os.makedirs(adapter_dir, exist_ok=True)
@@ -251,6 +263,8 @@ class AdapterTransformer(Transformer):
                 self.adapter_name,
                 use_safetensors=safe_serialization,
             )
+            self.adapter_sha256 = _record_weights_hash(Path(adapter_dir))
+        self.save_config(output_path)
 
     @classmethod
     def load(
@@ -288,17 +302,109 @@ class AdapterTransformer(Transformer):
                     f"{model_name_or_path}: sentence_bert_config.json names adapter "
                     f"{module.adapter_name!r} but {relative}/adapter_config.json is missing"
                 )
-            _load_adapter_weights(module.auto_model, adapter_dir, module.adapter_name)
+            _load_adapter_weights(
+                module.auto_model, adapter_dir, module.adapter_name,
+                expected_sha256=module.adapter_sha256,
+                recorded_in=f"{model_name_or_path}/{subfolder + '/' if subfolder else ''}"
+                            f"sentence_bert_config.json",
+            )
         return module
 
     def __repr__(self) -> str:
         return "Adapter" + super().__repr__()
 
 
-def _load_adapter_weights(encoder: torch.nn.Module, path: str | os.PathLike, name: str) -> None:
-    use_safetensors = Path(path, "adapter.safetensors").is_file()  # adapters.utils.SAFE_WEIGHTS_NAME
+def _weights_file(folder: Path) -> Path | None:
+    return next((folder / n for n in _ADAPTER_WEIGHT_FILES if (folder / n).is_file()), None)
+
+
+def _record_weights_hash(folder: Path) -> str:
+    """Write the SHA-256 of the adapter's weight file into its ``adapter_config.json``."""
+    from sapbert_st.checkpoint_files import file_sha256, read_json
+
+    weights = _weights_file(folder)
+    if weights is None:  # pragma: no cover - the adapters library always writes one
+        raise FileNotFoundError(f"{folder}: the adapters library wrote no weight file")
+    digest = file_sha256(weights)
+    config_path = folder / "adapter_config.json"
+    config = read_json(config_path)
+    config[WEIGHTS_HASH_KEY] = {weights.name: digest}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    return digest
+
+
+def verify_adapter_folder(
+    path: str | os.PathLike,
+    expected_sha256: str | None = None,
+    recorded_in: str | None = None,
+) -> Path:
+    """Check an adapter folder before loading it; return its weight file.
+
+    ``adapter_config.json`` must parse and look like the adapters library's; the weight
+    file (``adapter.safetensors`` or ``pytorch_adapter.bin``) must be complete and, when
+    a SHA-256 is recorded (by :func:`save_adapter` / ``model.save`` in
+    ``adapter_config.json``, and ``expected_sha256`` from the checkpoint's
+    ``sentence_bert_config.json``, named by ``recorded_in``), have that hash. Folders saved
+    before hashes were recorded load unchecked (logged at INFO).
+
+    Raises:
+        ValueError: naming the broken or mismatching file.
+        FileNotFoundError: the folder has no config or no weight file.
+    """
+    from sapbert_st.checkpoint_files import (
+        check_safetensors,
+        check_torch_pickle,
+        file_sha256,
+        read_json,
+    )
+
+    folder = Path(path)
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{folder}: no adapter_config.json; expected a folder written by save_adapter"
+        )
+    config = read_json(config_path)
+    if not isinstance(config, dict) or not {"name", "config"} <= set(config):
+        found = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{config_path}: expected an adapters-library adapter config with "
+                         f"'name' and 'config', got {found}")
+    weights = _weights_file(folder)
+    if weights is None:
+        raise FileNotFoundError(
+            f"{folder}: no {' or '.join(_ADAPTER_WEIGHT_FILES)} next to adapter_config.json"
+        )
+    if weights.suffix == ".safetensors":
+        check_safetensors(weights)
+    else:
+        check_torch_pickle(weights)
+    recorded = config.get(WEIGHTS_HASH_KEY)
+    recorded = recorded.get(weights.name) if isinstance(recorded, dict) else None
+    checks = [(h, where) for h, where in ((recorded, str(config_path)),
+                                          (expected_sha256, recorded_in or "the checkpoint"))
+              if h is not None]
+    if not checks:
+        logger.info("%s: no content hash recorded (saved before sapbert-st recorded one); "
+                    "loading it unverified", weights)
+        return weights
+    digest = file_sha256(weights)
+    for want, where in checks:
+        if digest != want:
+            raise ValueError(
+                f"{weights}: content hash sha256:{digest[:16]} does not match sha256:"
+                f"{str(want)[:16]} recorded in {where} when the adapter was saved; the file "
+                f"was replaced (e.g. by another adapter's) or corrupted. Restore the folder "
+                f"as it was saved, or load the adapter it belongs to."
+            )
+    return weights
+
+
+def _load_adapter_weights(encoder: torch.nn.Module, path: str | os.PathLike, name: str,
+                          expected_sha256: str | None = None,
+                          recorded_in: str | None = None) -> None:
+    weights = verify_adapter_folder(path, expected_sha256, recorded_in)
     encoder.load_adapter(os.fspath(path), load_as=name, set_active=True,
-                         use_safetensors=use_safetensors)
+                         use_safetensors=weights.suffix == ".safetensors")
     encoder.to(next(encoder.parameters()).device)
 
 
@@ -319,6 +425,7 @@ def _as_adapter_transformer(transformer: Transformer) -> AdapterTransformer:
     if not isinstance(transformer, AdapterTransformer):
         transformer.__class__ = AdapterTransformer  # same state, adapter-aware save/load
         transformer.adapter_name = None
+        transformer.adapter_sha256 = None
     adapters.init(transformer.auto_model)
     return transformer
 
@@ -374,6 +481,8 @@ def save_adapter(model: SentenceTransformer, path: str | os.PathLike,
     """Write only the adapter (adapters' format: ``adapter_config.json`` + weights) to ``path``.
 
     The artifact is small and loads onto its base model with :func:`load_adapter`.
+    ``adapter_config.json`` also records the SHA-256 of the weight file (key
+    :data:`WEIGHTS_HASH_KEY`), which :func:`load_adapter` checks.
     """
     transformer = _transformer_of(model)
     name = getattr(transformer, "adapter_name", None)
@@ -382,6 +491,7 @@ def save_adapter(model: SentenceTransformer, path: str | os.PathLike,
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     transformer.auto_model.save_adapter(os.fspath(path), name, use_safetensors=safe_serialization)
+    _record_weights_hash(path)
     return path
 
 
@@ -396,15 +506,17 @@ def load_adapter(model: SentenceTransformer, path: str | os.PathLike,
 
     Returns:
         The adapter's name in the model.
+
+    Raises:
+        FileNotFoundError: ``path`` has no ``adapter_config.json`` or no weight file.
+        ValueError: a file of ``path`` is corrupt, or the weight file does not have the
+            SHA-256 recorded when it was saved (see :func:`verify_adapter_folder`).
     """
     transformer = _transformer_of(model)
     path = Path(path)
-    if not (path / "adapter_config.json").is_file():
-        raise FileNotFoundError(
-            f"{path}: no adapter_config.json; expected a folder written by save_adapter"
-        )
     if getattr(transformer, "adapter_name", None) is not None:
         raise ValueError(f"model already carries adapter {transformer.adapter_name!r}")
+    verify_adapter_folder(path)  # before the model is changed
     transformer = _as_adapter_transformer(transformer)
     _load_adapter_weights(transformer.auto_model, path, adapter_name)
     transformer.adapter_name = adapter_name
@@ -433,6 +545,9 @@ def load_adapter_checkpoint(
     """
     from sentence_transformers.util import import_from_string, load_file_path
 
+    from sapbert_st.checkpoint_files import read_json
+    from sapbert_st.model import check_module_folders
+
     require_adapters()
     name = os.fspath(model_name_or_path)
     hub = {k: kwargs.pop(k, None) for k in ("token", "cache_folder", "revision")}
@@ -442,7 +557,11 @@ def load_adapter_checkpoint(
     modules_json = load_file_path(name, "modules.json", local_files_only=local_files_only, **hub)
     if modules_json is None:
         raise FileNotFoundError(f"{name}: no modules.json; not a sentence-transformers checkpoint")
-    entries = json.loads(Path(modules_json).read_text(encoding="utf-8"))
+    entries = read_json(modules_json)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{modules_json}: expected a JSON list of {{'type': ...}} entries")
+    if Path(name).is_dir():
+        check_module_folders(name, entries)
     modules = []
     for entry in entries:
         ref = entry.get("type", "")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
@@ -24,13 +25,145 @@ def _has_sentence_transformers_layout(name_or_path: str) -> bool:
     return Path(name_or_path, "modules.json").is_file()
 
 
-def _module_types(name_or_path: str) -> list[str]:
+def _module_entries(name_or_path: str) -> list[dict[str, Any]]:
     path = Path(name_or_path, "modules.json")
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
-        return [str(entry["type"]) for entry in entries]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        for entry in entries:
+            str(entry["type"]), str(entry.get("path", ""))
+        return entries
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: expected a JSON list of {{'type': ...}} entries ({exc})") from exc
+
+
+def _module_types(name_or_path: str) -> list[str]:
+    return [str(entry["type"]) for entry in _module_entries(name_or_path)]
+
+
+#: ``model_type`` values of decoder-only (causal) language models in transformers.
+DECODER_ONLY_MODEL_TYPES = frozenset({
+    "bloom", "codegen", "cohere", "cohere2", "ctrl", "dbrx", "deepseek_v2", "deepseek_v3",
+    "exaone", "falcon", "falcon_mamba", "gemma", "gemma2", "gemma3", "gemma3_text", "glm",
+    "glm4", "gpt-sw3", "gpt2", "gpt_bigcode", "gpt_neo", "gpt_neox", "gpt_neox_japanese",
+    "gpt_oss", "gptj", "granite", "granitemoe", "helium", "jamba", "jetmoe", "llama",
+    "llama4", "llama4_text", "mamba", "mamba2", "mistral", "mixtral", "mpt", "nemotron",
+    "olmo", "olmo2", "olmoe", "openai-gpt", "opt", "persimmon", "phi", "phi3", "phimoe",
+    "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "recurrent_gemma", "rwkv", "smollm3",
+    "stablelm", "starcoder2", "transfo-xl", "xglm", "zamba", "zamba2",
+})
+
+#: Encoders whose position ids start after the padding index (RoBERTa's offset of 2).
+_PADDING_OFFSET_MODEL_TYPES = frozenset({
+    "camembert", "data2vec-text", "ibert", "longformer", "luke", "markuplm", "mpnet",
+    "roberta", "roberta-prelayernorm", "xlm-roberta", "xlm-roberta-xl", "xmod",
+})
+
+_BIDIRECTIONAL_HINT = (
+    "SapBERT needs a bidirectional encoder such as BERT, RoBERTa or XLM-R: in a causal "
+    "model the first token sees only itself, so [CLS] pooling ignores the rest of the name "
+    "and gives names that start alike the same embedding"
+)
+
+
+def check_encoder_config(config: dict[str, Any], source: str) -> None:
+    """``ValueError`` when a ``config.json`` describes a decoder-only (causal) model.
+
+    Checked before any weight is loaded: ``is_decoder``, architectures ending in
+    ``ForCausalLM`` / ``LMHeadModel``, and the ``model_type`` of known decoder-only
+    families (:data:`DECODER_ONLY_MODEL_TYPES`). ``source`` names the folder or Hub id.
+    """
+    if not isinstance(config, dict):
+        raise ValueError(  # noqa: TRY004 - a broken file, as the CLI reports ValueError
+            f"{source}/config.json: expected a JSON object, got {type(config).__name__}"
+        )
+    model_type = str(config.get("model_type", ""))
+    architectures = [str(a) for a in config.get("architectures") or [] if isinstance(a, str)]
+    causal = [a for a in architectures if a.endswith(("ForCausalLM", "LMHeadModel"))]
+    reason = None
+    if config.get("is_decoder") is True:
+        reason = "is_decoder=true"
+    elif causal:
+        reason = f"architecture {causal[0]}"
+    elif model_type in DECODER_ONLY_MODEL_TYPES:
+        reason = f"model_type {model_type!r}, a decoder-only family"
+    if reason is not None:
+        what = ", ".join(architectures) or model_type or "unknown architecture"
+        raise ValueError(
+            f"{source}: config.json describes a decoder-only (causal) model ({what}; "
+            f"{reason}). {_BIDIRECTIONAL_HINT}."
+        )
+
+
+def check_device(device: str | torch.device | None) -> str | None:
+    """Validate a device string up front; return it normalised (``None`` stays ``None``).
+
+    Accepts what ``torch.device`` accepts (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``,
+    ``"xpu"``, ...) and checks that the backend is available on this machine and that an
+    index is below its device count.
+
+    Raises:
+        ValueError: naming the device, what is wrong and what to use instead.
+    """
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device: expected a string such as 'cpu', 'cuda' or 'cuda:0', "
+                        f"got {device!r}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"device {str(device)!r}: not a device; expected 'cpu', 'cuda', 'cuda:N' (N a GPU "
+            f"index), 'mps' or 'xpu'"
+        ) from exc
+    kind = parsed.type
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = (f"torch {torch.__version__} built without CUDA"
+                   if torch.version.cuda is None else "no GPU visible")
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine "
+                             f"({why}); use 'cpu'")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA "
+                             f"device(s), cuda:0 to cuda:{count - 1}")
+    elif kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {str(device)!r}: MPS (Apple GPU) is not available on "
+                             f"this machine; use 'cpu'")
+    elif kind != "cpu":
+        backend = getattr(torch, kind, None)
+        available = getattr(backend, "is_available", None)
+        if callable(available) and not available():
+            raise ValueError(f"device {str(device)!r}: {kind} is not available on this "
+                             f"machine; use 'cpu'")
+        count = getattr(backend, "device_count", None)
+        if parsed.index is not None and callable(count) and parsed.index >= count():
+            raise ValueError(f"device {str(device)!r}: this machine has {count()} {kind} "
+                             f"device(s)")
+    return str(parsed)
+
+
+def position_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the encoder of ``model`` can embed, or ``None`` when unknown.
+
+    ``config.max_position_embeddings``, less RoBERTa's padding offset of
+    ``pad_token_id + 1`` for RoBERTa-like encoders (514 positions give 512 tokens in XLM-R);
+    when the config has no such limit, the tokenizer's ``model_max_length``.
+    """
+    transformer = model[0] if len(model) else None
+    config = getattr(getattr(transformer, "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0 and getattr(
+        config, "position_biased_input", True
+    ) is not False:
+        if getattr(config, "model_type", None) in _PADDING_OFFSET_MODEL_TYPES:
+            pad = getattr(config, "pad_token_id", None)
+            positions -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+        return positions
+    tokenizer = getattr(transformer, "tokenizer", None)
+    length = getattr(tokenizer, "model_max_length", None)
+    return length if isinstance(length, int) and 0 < length < 1_000_000 else None
 
 
 def pooling_modes(model: SentenceTransformer) -> list[str]:
@@ -90,15 +223,20 @@ def load_sapbert(
     name = os.fspath(model_name_or_path)
     if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
         raise ValueError(f"max_seq_length must be an int >= 2 or None, got {max_seq_length!r}")
+    device = check_device(device)
     model_kwargs = dict(model_kwargs or {})
     model_kwargs.setdefault("use_safetensors", None)  # safetensors when present, .bin otherwise
 
     if _has_sentence_transformers_layout(name):
-        types = _module_types(name)
+        entries = _module_entries(name)
+        types = [str(entry["type"]) for entry in entries]
+        check_module_folders(name, entries)
         if _ADAPTER_MODULE in types:
             from sapbert_st.adapters import load_adapter_checkpoint
 
-            return load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
+            model = load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
+            _cap_max_seq_length(model, name, max_seq_length)
+            return model
         foreign = [t for t in types if not t.startswith("sentence_transformers.")]
         if foreign and not trust_remote_code:
             raise ValueError(
@@ -126,27 +264,145 @@ def load_sapbert(
                 device=device, similarity_fn_name="dot",
             )
     else:
-        _check_plain_checkpoint(name)
-        transformer = Transformer(
-            name,
-            model_kwargs={**model_kwargs, "trust_remote_code": trust_remote_code},
-            processor_kwargs={"trust_remote_code": trust_remote_code},
-            config_kwargs={"trust_remote_code": trust_remote_code},
-        )
+        local = Path(name).exists() or _looks_like_path(name)
+        hub = {key: kwargs[key] for key in ("cache_folder", "revision", "token", "local_files_only")
+               if kwargs.get(key) is not None}
+        if local:
+            _check_plain_checkpoint(name)
+        else:
+            check_encoder_config(_hub_config(name, hub), name)
+        hub_kwargs = {"cache_dir" if k == "cache_folder" else k: v for k, v in hub.items()}
+        try:
+            transformer = Transformer(
+                name,
+                model_kwargs={**hub_kwargs, **model_kwargs, "trust_remote_code": trust_remote_code},
+                processor_kwargs={**hub_kwargs, "trust_remote_code": trust_remote_code},
+                config_kwargs={**hub_kwargs, "trust_remote_code": trust_remote_code},
+            )
+        except OSError as exc:
+            if local:
+                raise
+            raise _hub_error(name, exc) from exc
         pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="cls")
         model = SentenceTransformer(
             modules=[transformer, pooling], device=device, similarity_fn_name="dot", **kwargs
         )
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
+    _cap_max_seq_length(model, name, max_seq_length)
     return model
+
+
+def _cap_max_seq_length(model: SentenceTransformer, name: str, requested: int | None) -> None:
+    """Lower ``model.max_seq_length`` to the encoder's position limit, with a warning.
+
+    Above it, any name longer than the limit crashes ``encode`` with a tensor size error
+    deep in the embeddings layer.
+    """
+    limit = position_limit(model)
+    current = model.max_seq_length
+    if limit is None or current is None or current <= limit:
+        return
+    source = "max_seq_length" if requested is not None else "the saved max_seq_length"
+    logger.warning(
+        "%s: %s %d is above the %d tokens the encoder has positions for "
+        "(config.max_position_embeddings); capped to %d", name, source, current, limit, limit,
+    )
+    model.max_seq_length = limit
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name no Hub id can be: absolute, ``./``-relative, ``~``, backslashes or several ``/``."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name
+            or name.count("/") > 1)
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What loading from the Hub raises when the repository or the network is not there."""
+    errors: list[type[BaseException]] = [OSError, ValueError]
+    try:
+        from huggingface_hub import errors as hub_errors
+
+        errors += [hub_errors.HfHubHTTPError, hub_errors.EntryNotFoundError]
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency of transformers
+        pass
+    try:
+        import httpx  # huggingface_hub >= 1.0 talks to the Hub with httpx
+
+        errors.append(httpx.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _hub_error(name: str, exc: BaseException) -> OSError:
+    """One-line ``OSError`` for a Hub id that is not there, or not reachable."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = reason.split(". ")[0].rstrip(".")[:200]
+    offline = any(os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE")
+                  for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    if offline:
+        hint = ("HF_HUB_OFFLINE=1 is set and it is not in the local Hugging Face cache; pass a "
+                "local model folder, or download it once with network access")
+    else:
+        hint = ("check the id (e.g. cambridgeltl/SapBERT-from-PubMedBERT-fulltext), the network, "
+                "and `hf auth login` for a private repository; offline, pass a local folder")
+    return OSError(
+        f"{name}: not a local folder and could not be loaded from the Hugging Face Hub "
+        f"({type(exc).__name__}: {reason}); {hint}"
+    )
+
+
+def _hub_config(name: str, hub: dict[str, Any]) -> dict[str, Any]:
+    """The ``config.json`` of Hub repository ``name`` (downloaded alone, before any weights)."""
+    from huggingface_hub import hf_hub_download
+
+    from sapbert_st.checkpoint_files import read_json
+
+    try:
+        path = hf_hub_download(
+            name, "config.json", revision=hub.get("revision"), cache_dir=hub.get("cache_folder"),
+            token=hub.get("token"), local_files_only=bool(hub.get("local_files_only", False)),
+        )
+    except _hub_errors() as exc:
+        raise _hub_error(name, exc) from exc
+    return read_json(path)
+
+
+def check_module_folders(name: str, entries: list[dict[str, Any]]) -> None:
+    """Check the JSON and weight files of each module folder of a local checkpoint.
+
+    ``entries`` is the parsed ``modules.json``. Raises ``ValueError`` naming a truncated
+    or corrupt file (see :mod:`sapbert_st.checkpoint_files`), ``FileNotFoundError`` for a
+    missing module folder, and refuses a decoder-only encoder (:func:`check_encoder_config`).
+    """
+    from sapbert_st.checkpoint_files import check_json_files, check_weights, read_json
+
+    for entry in entries:
+        folder = Path(name, str(entry.get("path", "")))
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{Path(name, 'modules.json')}: module {entry.get('name')!r} is in "
+                f"{entry.get('path')!r}, which is not a folder of {name}"
+            )
+        check_json_files(folder)
+        check_weights(folder)
+        if str(entry["type"]).endswith("Transformer") and (folder / "config.json").is_file():
+            check_encoder_config(read_json(folder / "config.json"), str(folder))
 
 
 def _check_plain_checkpoint(name: str) -> None:
     """Fail early, naming the file, when a local folder is not a loadable checkpoint."""
+    from sapbert_st.checkpoint_files import (
+        WEIGHT_FILES,
+        check_json_files,
+        check_weights,
+        read_json,
+    )
+
     folder = Path(name)
     if not folder.exists():
-        return  # a Hub id; transformers reports a missing repository itself
+        raise FileNotFoundError(f"{name}: no such model folder")
     if not folder.is_dir():
         raise ValueError(f"{name}: expected a model folder, got a file")
     if not (folder / "config.json").is_file():
@@ -155,11 +411,8 @@ def _check_plain_checkpoint(name: str) -> None:
             f"(config.json, model.safetensors or pytorch_model.bin, tokenizer files) or a "
             f"sentence-transformers folder"
         )
-    try:
-        json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{folder / 'config.json'}: not valid JSON ({exc})") from exc
-    weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-               "pytorch_model.bin.index.json")
-    if not any((folder / w).is_file() for w in weights):
-        raise FileNotFoundError(f"{name}: no weights; expected one of {', '.join(weights)}")
+    config = read_json(folder / "config.json")
+    check_encoder_config(config, name)
+    check_json_files(folder)
+    if check_weights(folder) is None:
+        raise FileNotFoundError(f"{name}: no weights; expected one of {', '.join(WEIGHT_FILES)}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import Dataset
 from sentence_transformers import (
@@ -67,6 +69,10 @@ def paper_training_args(output_dir: str | os.PathLike, **overrides: Any) -> Sent
 
     lr 2e-5, weight decay 0.01, constant schedule, no warm-up, no clipping, 256 pairs per
     device batch, bf16/fp16 on CUDA. ``overrides`` replace any of them.
+
+    Raises:
+        ValueError: ``per_device_train_batch_size`` < 2, ``max_steps`` 0 or < -1, or
+            ``num_train_epochs`` <= 0 without ``max_steps`` (see :func:`check_schedule`).
     """
     args: dict[str, Any] = {
         "output_dir": os.fspath(output_dir),
@@ -82,13 +88,64 @@ def paper_training_args(output_dir: str | os.PathLike, **overrides: Any) -> Sent
         **_amp_flags(overrides.pop("device", None)),
     }
     args.update(overrides)
+    check_schedule(
+        max_steps=args.get("max_steps", -1), epochs=args["num_train_epochs"],
+        batch_size=args["per_device_train_batch_size"],
+        names=("max_steps", "num_train_epochs", "per_device_train_batch_size"),
+    )
     return SentenceTransformerTrainingArguments(**args)
+
+
+def check_schedule(
+    max_steps: int = -1,
+    epochs: float = 1,
+    batch_size: int = PAPER_BATCH_SIZE,
+    names: tuple[str, str, str] = ("max_steps", "epochs", "batch_size"),
+) -> None:
+    """Refuse a training schedule that would train nothing, or train on nothing.
+
+    - ``batch_size`` < 2: a lone pair has no negative, so every batch has loss 0 and
+      the step only applies weight decay.
+    - ``max_steps`` 0 or below -1: the trainer would silently fall back to ``epochs``.
+    - ``epochs`` <= 0 with ``max_steps=-1``: no step runs and the untouched model would
+      be saved as "trained".
+
+    ``names`` are the argument names used in the messages.
+
+    Raises:
+        ValueError: naming the argument, the value and what is expected.
+    """
+    steps_name, epochs_name, batch_name = names
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(
+            f"{batch_name}: expected at least 2 pairs per batch (the loss mines positives and "
+            f"negatives inside a batch, and a lone pair has no negative; the paper uses "
+            f"{PAPER_BATCH_SIZE}), got {batch_size!r}"
+        )
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or (
+        max_steps != -1 and max_steps < 1
+    ):
+        raise ValueError(
+            f"{steps_name}: expected a positive number of optimizer steps, or -1 to run "
+            f"{epochs_name} passes over the pairs, got {max_steps!r}"
+        )
+    if max_steps == -1 and (
+        isinstance(epochs, bool) or not isinstance(epochs, (int, float))
+        or not (math.isfinite(epochs) and epochs > 0)
+    ):
+        raise ValueError(
+            f"{epochs_name}: expected a positive number of passes over the pairs (or "
+            f"{steps_name} > 0), got {epochs!r}; with it no step would run and the untouched "
+            f"model would be saved as trained"
+        )
 
 
 def check_pair_dataset(dataset: Dataset) -> Dataset:
     """Validate a (name1[, name2], label) dataset and keep only those columns, in order.
 
-    Raises ``ValueError`` naming the missing column or the bad label value.
+    Raises ``ValueError`` naming the missing column or the bad label value, and when the
+    labels hold fewer than 2 distinct concepts: then no name can be a negative of
+    another, nothing is ever mined and the loss is exactly 0 on every batch.
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"expected a datasets.Dataset, got {type(dataset).__name__}")
@@ -111,7 +168,39 @@ def check_pair_dataset(dataset: Dataset) -> Dataset:
             f"{dataset[0]['label']!r}). Map CUIs to ids: ids = {{c: i for i, c in "
             f"enumerate(sorted(set(cuis)))}}."
         )
+    counts = label_counts(dataset)
+    if len(counts) < 2:
+        raise ValueError(
+            f"the training dataset has {len(counts)} distinct label ("
+            f"{dataset[0]['label']!r}) in its {len(dataset)} rows; expected pairs of at least "
+            f"2 concepts: with one concept no name can be a negative of another, nothing is "
+            f"mined and the loss is 0 on every batch"
+        )
+    if texts == ["name"] and int(counts.max()) < 2:
+        logger.warning(
+            "every label occurs once in the %d rows of the single-name dataset: no batch has "
+            "a positive pair, so mining finds nothing and the loss is 0; use (name1, name2) "
+            "synonym pairs or several names per label", len(dataset),
+        )
     return dataset.select_columns([*texts, "label"])
+
+
+def label_counts(dataset: Dataset) -> np.ndarray:
+    """How many rows each distinct ``label`` has (order unspecified), read through Arrow."""
+    import pyarrow.compute as pc
+
+    column = dataset.with_format("arrow")["label"]
+    return np.asarray(pc.value_counts(column).field("counts"), dtype=np.int64)
+
+
+def share_of_single_label_batches(counts: np.ndarray, batch_size: int) -> float:
+    """Expected share of random batches whose rows all have one label (nothing to mine).
+
+    ``sum_k (c_k / n) ** batch_size``: batches drawn with replacement, a close upper
+    estimate for shuffled batches without replacement.
+    """
+    shares = counts / counts.sum()
+    return float(np.sum(shares ** batch_size))
 
 
 def train_sapbert(
@@ -146,10 +235,27 @@ def train_sapbert(
         seed: Shuffling and initialisation seed.
         **training_args: Any ``SentenceTransformerTrainingArguments`` field, e.g.
             ``learning_rate`` or ``logging_steps``.
+
+    Raises:
+        ValueError: ``batch_size`` < 2, ``max_steps`` 0 or < -1, ``epochs`` <= 0 without
+            ``max_steps``, or a dataset that :func:`check_pair_dataset` refuses (fewer than
+            2 distinct labels among them). A warning is logged when most batches would
+            hold one concept only (nothing to mine).
+        FloatingPointError: An embedding became NaN or inf (see
+            :class:`OnlineMiningMultiSimilarityLoss`); raised before the backward pass, so
+            no NaN is written into the weights.
     """
     import tempfile
 
+    check_schedule(max_steps=max_steps, epochs=epochs, batch_size=batch_size)
     dataset = check_pair_dataset(train_dataset)
+    single = share_of_single_label_batches(label_counts(dataset), batch_size)
+    if single > 0.5:
+        logger.warning(
+            "about %.0f%% of batches of %d pairs would hold a single concept, so nothing can "
+            "be mined in them and their loss is 0 (only weight decay moves the weights); "
+            "add pairs of other concepts or raise batch_size", 100 * single, batch_size,
+        )
     loss = loss if loss is not None else OnlineMiningMultiSimilarityLoss(model)
     with tempfile.TemporaryDirectory() as tmp:
         args = paper_training_args(

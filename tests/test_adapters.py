@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -337,3 +338,131 @@ def test_errors_name_the_problem(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="names adapter 'sapbert' but "
                                                 "adapters/sapbert/adapter_config.json is missing"):
         load_adapter_checkpoint(tmp_path / "broken")
+
+
+# --- hardening: content hashes and broken adapter files ----------------------------------
+
+def _adapter_model(tiny_bert_path, seed):
+    from sapbert_st import load_sapbert
+    from sapbert_st.adapters import add_sapbert_adapter
+
+    model = load_sapbert(tiny_bert_path, device="cpu")
+    add_sapbert_adapter(model, "1%")
+    _perturb_adapter(model, seed=seed)
+    return model
+
+
+@pytest.mark.adapters
+@requires_adapters
+def test_adapter_only_artifact_records_and_checks_its_hash(tiny_bert_path, tmp_path):
+    from sapbert_st import load_sapbert
+    from sapbert_st.adapters import WEIGHTS_HASH_KEY, load_adapter, save_adapter
+    from sapbert_st.checkpoint_files import file_sha256
+
+    first = save_adapter(_adapter_model(tiny_bert_path, 1), tmp_path / "first")
+    second = save_adapter(_adapter_model(tiny_bert_path, 2), tmp_path / "second")
+    config = json.loads((first / "adapter_config.json").read_text())
+    assert config[WEIGHTS_HASH_KEY] == {"adapter.safetensors":
+                                        file_sha256(first / "adapter.safetensors")}
+    # the second adapter's weights in the first one's folder: refused, model untouched
+    (first / "adapter.safetensors").write_bytes((second / "adapter.safetensors").read_bytes())
+    base = load_sapbert(tiny_bert_path, device="cpu")
+    with pytest.raises(ValueError, match=r"first/adapter.safetensors: content hash sha256:\w+ "
+                                         r"does not match sha256:\w+ recorded in .*first/"
+                                         r"adapter_config.json"):
+        load_adapter(base, first)
+    assert type(base[0]).__name__ == "Transformer"
+    assert load_adapter(base, second) == "sapbert"
+
+
+@pytest.mark.adapters
+@requires_adapters
+def test_checkpoint_with_a_swapped_adapter_folder_is_refused(tiny_bert_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.adapters import load_adapter_checkpoint
+    from sapbert_st.checkpoint_files import file_sha256
+
+    _adapter_model(tiny_bert_path, 1).save(str(tmp_path / "a"))
+    _adapter_model(tiny_bert_path, 2).save(str(tmp_path / "b"))
+    recorded = json.loads((tmp_path / "a" / "sentence_bert_config.json").read_text())
+    assert recorded["adapter_sha256"] == file_sha256(
+        tmp_path / "a" / "adapters" / "sapbert" / "adapter.safetensors")
+    # the whole adapter folder of b (config and weights, self-consistent) replaces a's
+    shutil.rmtree(tmp_path / "a" / "adapters" / "sapbert")
+    shutil.copytree(tmp_path / "b" / "adapters" / "sapbert", tmp_path / "a" / "adapters" / "sapbert")
+    message = r"adapters/sapbert/adapter.safetensors: content hash .* recorded in .*a/sentence_bert_config.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for load in (lambda: load_adapter_checkpoint(tmp_path / "a"),
+                     lambda: load_sapbert(tmp_path / "a"),
+                     lambda: SentenceTransformer(str(tmp_path / "a"), trust_remote_code=True)):
+            with pytest.raises(ValueError, match=message):
+                load()
+
+
+@pytest.mark.adapters
+@requires_adapters
+def test_folders_saved_without_hashes_still_load(tiny_bert_path, tmp_path, caplog):
+    import logging
+
+    from sapbert_st.adapters import WEIGHTS_HASH_KEY, load_adapter_checkpoint
+
+    model = _adapter_model(tiny_bert_path, 1)
+    expected = model.encode(NAMES, convert_to_tensor=True)
+    model.save(str(tmp_path / "old"))
+    for path, key in ((tmp_path / "old" / "sentence_bert_config.json", "adapter_sha256"),
+                      (tmp_path / "old" / "adapters" / "sapbert" / "adapter_config.json",
+                       WEIGHTS_HASH_KEY)):
+        config = json.loads(path.read_text())
+        del config[key]
+        path.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO, logger="sapbert_st.adapters"):
+        reloaded = load_adapter_checkpoint(tmp_path / "old", device="cpu")
+    assert "no content hash recorded" in caplog.text
+    torch.testing.assert_close(reloaded.encode(NAMES, convert_to_tensor=True), expected,
+                               rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "file, damage, message",
+    [
+        ("adapter_config.json", "truncate", r"adapter_config.json: not valid JSON"),
+        ("adapter_config.json", "list", r"adapter_config.json: expected an adapters-library"),
+        ("adapter.safetensors", "truncate", r"adapter.safetensors: truncated or corrupt"),
+        ("adapter.safetensors", "delete", r"no adapter.safetensors or pytorch_adapter.bin"),
+    ],
+)
+@pytest.mark.adapters
+@requires_adapters
+def test_broken_adapter_files_are_named(tiny_bert_path, tmp_path, file, damage, message):
+    from sapbert_st import load_sapbert
+    from sapbert_st.adapters import load_adapter, save_adapter
+
+    model = _adapter_model(tiny_bert_path, 1)
+    model.save(str(tmp_path / "ckpt"))
+    save_adapter(model, tmp_path / "only")
+    for folder in (tmp_path / "ckpt" / "adapters" / "sapbert", tmp_path / "only"):
+        path = folder / file
+        if damage == "truncate":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        elif damage == "list":
+            path.write_text("[]")
+        else:
+            path.unlink()
+    error = FileNotFoundError if damage == "delete" else ValueError
+    with pytest.raises(error, match=message):
+        load_sapbert(tmp_path / "ckpt")
+    with pytest.raises(error, match=message):
+        load_adapter(load_sapbert(tiny_bert_path, device="cpu"), tmp_path / "only")
+
+
+def test_corrupt_modules_json_of_adapter_checkpoint_names_the_file(tiny_model, tmp_path):
+    pytest.importorskip("adapters")
+    from sapbert_st.adapters import load_adapter_checkpoint
+
+    tiny_model.save(str(tmp_path / "ckpt"))
+    (tmp_path / "ckpt" / "modules.json").write_text("[{")
+    with pytest.raises(ValueError, match=r"ckpt/modules.json: not valid JSON"):
+        load_adapter_checkpoint(tmp_path / "ckpt")

@@ -194,3 +194,19 @@ def test_remote_code_runs_only_when_asked(tiny_bert_path, tmp_path):
     model = load_sapbert(folder, device="cpu", trust_remote_code=True)
     assert marker.exists()
     assert type(model[0].auto_model).__name__ == "EvilModel"
+
+
+def test_xlmr_max_seq_length_is_capped_below_its_padding_offset(tmp_path, caplog):
+    """XLM-R's positions start after the padding index: 40 position embeddings hold 38
+    tokens. sentence-transformers' own default (min(40, 512) = 40) crashes on long names."""
+    import logging
+
+    from sapbert_st import load_sapbert
+
+    folder = build_xlmr_repo(tmp_path / "xlmr")
+    with caplog.at_level(logging.WARNING, logger="sapbert_st.model"):
+        model = load_sapbert(folder, max_seq_length=None, device="cpu")
+    assert model.max_seq_length == 38
+    assert "capped to 38" in caplog.text
+    assert model.encode(["insuffisance cardiaque " * 30]).shape == (1, 32)
+    assert load_sapbert(folder, max_seq_length=38, device="cpu").max_seq_length == 38

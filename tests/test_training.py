@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -172,3 +173,107 @@ def test_training_on_real_synonyms_lowers_loss_and_improves_held_out_retrieval(
     assert len(losses) == 6
     assert sum(losses[-2:]) / 2 < 0.5 * losses[0], losses
     assert after > before + 0.02, (before, after)
+
+
+# --- hardening: NaN weights, degenerate datasets and schedules --------------------------
+
+def _pairs(rows):
+    return Dataset.from_dict({"name1": [r[0] for r in rows], "name2": [r[1] for r in rows],
+                              "label": [r[2] for r in rows]})
+
+
+def test_nan_embedding_row_stops_training_before_any_nan_reaches_the_weights(tiny_model):
+    """One NaN word-embedding row: the loss looked normal and one AdamW step wrote NaN
+    into almost every weight. Now the loss raises in forward, before backward and step."""
+    heart = tiny_model.tokenizer.convert_tokens_to_ids("heart")
+    word_embeddings = tiny_model[0].auto_model.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        word_embeddings[heart] = float("nan")
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    with pytest.raises(FloatingPointError, match=r"NaN or inf: rows \[\d.*a weight of the "
+                                                 r"model is NaN/inf.*lower the learning rate"):
+        train_sapbert(tiny_model, _pairs(PAIRS), max_steps=1, batch_size=24, disable_tqdm=True)
+    non_finite = [p for p in tiny_model.parameters() if not torch.isfinite(p).all()]
+    assert len(non_finite) == 1 and non_finite[0] is word_embeddings
+    assert int(torch.isnan(word_embeddings).any(dim=1).sum()) == 1  # still only that row
+    for old, new in zip(before, tiny_model.parameters()):  # no optimizer step was taken
+        assert torch.equal(old.nan_to_num(), new.detach().nan_to_num())
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("heart attack", "myocardial infarction", 0), ("mi", "heart attack", 0)],  # one label
+        [("heart attack", "myocardial infarction", 7)],  # one pair
+    ],
+)
+def test_dataset_with_one_label_is_refused(tiny_model, rows, tmp_path):
+    with pytest.raises(ValueError, match=r"1 distinct label \(\d\).*at least 2 concepts.*loss "
+                                         r"is 0 on every batch"):
+        train_sapbert(tiny_model, _pairs(rows), output_dir=tmp_path / "out", batch_size=8)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 1}, r"batch_size: expected at least 2 pairs per batch.*got 1"),
+        ({"batch_size": 0}, r"batch_size: expected at least 2 pairs per batch.*got 0"),
+        ({"max_steps": 0}, r"max_steps: expected a positive number of optimizer steps, or -1"),
+        ({"max_steps": -2}, r"max_steps: expected a positive number of optimizer steps"),
+        ({"epochs": 0}, r"epochs: expected a positive number of passes.*got 0.*saved as trained"),
+        ({"epochs": -1}, r"epochs: expected a positive number of passes.*got -1"),
+    ],
+)
+def test_schedules_that_train_nothing_are_refused(tiny_model, tmp_path, kwargs, message):
+    before = snapshot(tiny_model)
+    with pytest.raises(ValueError, match=message):
+        train_sapbert(tiny_model, _pairs(PAIRS), output_dir=tmp_path / "out",
+                      **{"batch_size": 8, **kwargs})
+    assert not (tmp_path / "out").exists()  # nothing saved as "trained"
+    assert not changed(before, tiny_model)
+
+
+def test_epochs_are_ignored_when_max_steps_is_given(tiny_model):
+    before = snapshot(tiny_model)
+    train_sapbert(tiny_model, _pairs(PAIRS), max_steps=1, epochs=0, batch_size=8,
+                  disable_tqdm=True)
+    assert changed(before, tiny_model)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"per_device_train_batch_size": 1}, "per_device_train_batch_size: expected at least 2"),
+        ({"max_steps": 0}, "max_steps: expected a positive number"),
+        ({"num_train_epochs": 0}, "num_train_epochs: expected a positive number"),
+    ],
+)
+def test_paper_training_args_refuses_schedules_that_train_nothing(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        paper_training_args(tmp_path, device="cpu", **overrides)
+    assert paper_training_args(tmp_path, device="cpu", max_steps=5, num_train_epochs=0).max_steps == 5
+
+
+def test_check_pair_dataset_refuses_a_single_label():
+    with pytest.raises(ValueError, match="1 distinct label"):
+        check_pair_dataset(_pairs([("a", "b", 3), ("c", "d", 3), ("e", "f", 3)]))
+    assert len(check_pair_dataset(_pairs([("a", "b", 3), ("c", "d", 4)]))) == 2
+
+
+def test_warns_when_most_batches_hold_one_concept(tiny_model, caplog):
+    rows = [("heart attack", "myocardial infarction", 0)] * 30 + [("flu", "influenza", 1)] * 2
+    with caplog.at_level(logging.WARNING, logger="sapbert_st.training"):
+        train_sapbert(tiny_model, _pairs(rows), max_steps=1, batch_size=4, disable_tqdm=True)
+    assert "of batches of 4 pairs would hold a single concept" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sapbert_st.training"):
+        train_sapbert(tiny_model, _pairs(PAIRS), max_steps=1, batch_size=8, disable_tqdm=True)
+    assert "single concept" not in caplog.text
+
+
+def test_warns_when_no_single_name_label_repeats(caplog):
+    names = Dataset.from_dict({"name": ["flu", "influenza", "fits"], "label": [0, 1, 2]})
+    with caplog.at_level(logging.WARNING, logger="sapbert_st.training"):
+        check_pair_dataset(names)
+    assert "every label occurs once" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -63,10 +64,10 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
 
     Args:
         model: The SentenceTransformer to train.
-        alpha: Positive scale; paper code default 1 (paper Table 9 lists 2).
-        beta: Negative scale; paper code default 60 (paper Table 9 lists 50).
-        base: Similarity offset lambda; paper code default 0.5 (paper Table 9 lists 0.5).
-        margin: Triplet margin of the miner (epsilon in Eq. 1); default 0.2.
+        alpha: Positive scale, finite and > 0; paper code default 1 (paper Table 9 lists 2).
+        beta: Negative scale, finite and > 0; paper code default 60 (paper Table 9 lists 50).
+        base: Similarity offset lambda, finite; paper code default 0.5 (paper Table 9 lists 0.5).
+        margin: Triplet margin of the miner (epsilon in Eq. 1), finite and >= 0; default 0.2.
         mining: ``False`` uses every positive and negative pair in the batch (the
             "mining switched off" ablation of paper Table 2).
         gather_across_devices: Under ``torch.distributed`` (DDP), mine over the global
@@ -89,6 +90,9 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
     Requirements:
         1. Integer labels: one concept id per row (pairs share the label of their concept).
         2. Several concepts per batch, several names per concept (pairs give at least two).
+        3. Finite embeddings. A NaN or inf row raises ``FloatingPointError`` naming the
+           batch rows, in the forward pass: such a row gives a normal-looking loss but NaN
+           gradients, and one AdamW step would write NaN into almost every weight.
 
     Inputs:
         +---------------------------------------+-----------------------+
@@ -124,9 +128,7 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
         gather_across_devices: bool = False,
     ) -> None:
         super().__init__()
-        for arg, value in (("alpha", alpha), ("beta", beta)):
-            if not value > 0:
-                raise ValueError(f"{arg} must be > 0, got {value!r}")
+        _check_hyperparameters(alpha, beta, base, margin)
         self.model = model
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -148,8 +150,22 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
         return self.compute_loss_from_embeddings(embeddings, labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        """Loss from already computed embeddings, one tensor per text column."""
+        """Loss from already computed embeddings, one tensor per text column.
+
+        Raises:
+            ValueError: The batch is empty, or the labels are missing or not integers.
+            FloatingPointError: An embedding is NaN or infinite (raised before any
+                backward pass, so the optimizer never takes a step with NaN gradients).
+        """
+        embeddings = list(embeddings)
+        if not embeddings or len(embeddings[0]) == 0:
+            raise ValueError(
+                "OnlineMiningMultiSimilarityLoss: empty batch (no embeddings); expected at "
+                "least 2 rows of names with their labels"
+            )
         labels = _check_labels(labels, len(embeddings[0]))
+        if not self.gather_across_devices:  # gathered batches are checked after the gather
+            _check_finite(embeddings)
         embeddings = torch.cat(embeddings, dim=0)
         labels = labels.to(embeddings.device).repeat(len(embeddings) // len(labels))
         if self.gather_across_devices:
@@ -190,7 +206,26 @@ def multi_similarity_loss(
 
     ``margin=None`` switches mining off (all pairs). Computed in float32 with autocast
     disabled, so bf16/fp16 training never produces inf/NaN here.
+
+    Raises:
+        ValueError: ``embeddings`` is empty or not 2-D, ``labels`` does not have one
+            entry per row, or a hyperparameter is out of range (see the class).
+        FloatingPointError: A row of ``embeddings`` is NaN or infinite. Such a row gives
+            a normal-looking loss but NaN gradients, and one optimizer step would then
+            write NaN into almost every weight.
     """
+    _check_hyperparameters(alpha, beta, base, margin)
+    if embeddings.dim() != 2 or len(embeddings) == 0:
+        raise ValueError(
+            f"multi_similarity_loss: expected embeddings of shape (N, D) with N >= 1, got "
+            f"{tuple(embeddings.shape)}"
+        )
+    if labels.shape != (len(embeddings),):
+        raise ValueError(
+            f"multi_similarity_loss: expected one label per row ({len(embeddings)}), got "
+            f"labels of shape {tuple(labels.shape)}"
+        )
+    _check_finite([embeddings])
     device_type = embeddings.device.type
     with torch.autocast(device_type=device_type, enabled=False):
         x = F.normalize(embeddings.float(), p=2, dim=1)
@@ -232,6 +267,56 @@ def _log_one_plus_sum_exp(x: Tensor, mask: Tensor) -> Tensor:
     x = x.masked_fill(~mask, torch.finfo(x.dtype).min)
     x = torch.cat([x, x.new_zeros(len(x), 1)], dim=1)
     return torch.logsumexp(x, dim=1).masked_fill(~mask.any(dim=1), 0.0)
+
+
+_NON_FINITE_HINT = (
+    "a weight of the model is NaN/inf (a diverged earlier step or a corrupt checkpoint), or "
+    "fp16 overflowed; lower the learning rate or use fp32 (or bf16)"
+)
+
+
+def _check_hyperparameters(alpha: float, beta: float, base: float, margin: float | None) -> None:
+    """alpha and beta finite and > 0, base finite, margin finite and >= 0 (or None)."""
+    for arg, value in (("alpha", alpha), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0
+        ):
+            raise ValueError(f"{arg} must be > 0 and finite, got {value!r}")
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base):
+        raise ValueError(
+            f"base must be a finite similarity offset (the paper's lambda, 0.5 by default), "
+            f"got {base!r}"
+        )
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, (int, float))
+        or not (math.isfinite(margin) and margin >= 0)
+    ):
+        raise ValueError(
+            f"margin must be >= 0 and finite (the miner's epsilon, 0.2 by default; "
+            f"mining=False uses every pair), got {margin!r}"
+        )
+
+
+def _check_finite(columns: list[Tensor]) -> None:
+    """Raise FloatingPointError naming the batch rows whose embedding is NaN or inf."""
+    bad = [torch.nonzero(~torch.isfinite(e.detach()).all(dim=1)).flatten().tolist() for e in columns]
+    if not any(bad):
+        return
+    rows = sorted({r for column in bad for r in column})
+    where = "" if len(columns) == 1 else " (" + "; ".join(
+        f"text column {i + 1}: rows {_short(column)}" for i, column in enumerate(bad) if column
+    ) + ")"
+    raise FloatingPointError(
+        f"OnlineMiningMultiSimilarityLoss: the embeddings of {len(rows)} of "
+        f"{len(columns[0])} batch rows are NaN or inf: rows {_short(rows)}{where}. "
+        f"Stopped before the backward pass, so no NaN gradient reached the weights. Likely "
+        f"cause: {_NON_FINITE_HINT}."
+    )
+
+
+def _short(rows: list[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, rows[:limit]))
+    return f"[{shown}{', ...' if len(rows) > limit else ''}]"
 
 
 def _check_labels(labels: Tensor | None, batch_size: int) -> Tensor:

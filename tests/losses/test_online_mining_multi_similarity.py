@@ -235,3 +235,69 @@ def test_gather_across_devices_equals_single_process_loss(tmp_path):
         assert abs(report["loss"] - report["reference_loss"]) <= 1e-5 * abs(report["reference_loss"])
         assert report["max_grad_diff"] <= 1e-6
         assert report["reference_loss"] > 0
+
+
+# --- hardening: non-finite embeddings, out-of-range hyperparameters, empty batches -------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_embeddings_raise_naming_the_rows(bad):
+    """One NaN/inf row gives a normal-looking loss but NaN gradients: refuse it."""
+    emb = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    emb[5, 3] = bad
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    with pytest.raises(FloatingPointError, match=r"1 of 8 batch rows are NaN or inf: rows \[5\]"
+                                                 r".*lower the learning rate or use fp32"):
+        multi_similarity_loss(emb, labels)
+    loss_fn = OnlineMiningMultiSimilarityLoss(torch.nn.Identity())
+    first, second = emb[:4].clone(), emb[4:].clone()  # two text columns, pair row 1 broken
+    with pytest.raises(FloatingPointError, match=r"rows \[1\] \(text column 2: rows \[1\]\)"):
+        loss_fn.compute_loss_from_embeddings([first, second], labels[:4])
+
+
+def test_non_finite_embedding_is_refused_in_forward_before_backward(tiny_model):
+    with torch.no_grad():
+        tiny_model[0].auto_model.embeddings.word_embeddings.weight[
+            tiny_model.tokenizer.convert_tokens_to_ids("heart")] = float("nan")
+    loss_fn = OnlineMiningMSLoss(tiny_model)
+    features = [tiny_model.tokenize(["heart failure", "acute pain"]),
+                tiny_model.tokenize(["cardiac failure", "pain"])]
+    with pytest.raises(FloatingPointError, match=r"rows \[0\] \(text column 1: rows \[0\]\)"):
+        loss_fn(features, torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": float("inf")}, "alpha must be > 0 and finite"),
+        ({"alpha": float("nan")}, "alpha must be > 0 and finite"),
+        ({"beta": 0}, "beta must be > 0 and finite"),
+        ({"beta": -60}, "beta must be > 0 and finite"),
+        ({"beta": float("inf")}, "beta must be > 0 and finite"),
+        ({"base": float("nan")}, "base must be a finite similarity offset"),
+        ({"base": float("-inf")}, "base must be a finite similarity offset"),
+        ({"base": "0.5"}, "base must be a finite similarity offset"),
+        ({"margin": -0.1}, "margin must be >= 0 and finite"),
+        ({"margin": float("inf")}, "margin must be >= 0 and finite"),
+        ({"margin": float("nan")}, "margin must be >= 0 and finite"),
+    ],
+)
+def test_out_of_range_hyperparameters_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OnlineMiningMultiSimilarityLoss(torch.nn.Identity(), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        multi_similarity_loss(torch.randn(4, 8), torch.tensor([0, 0, 1, 1]), **kwargs)
+
+
+def test_zero_margin_is_accepted():
+    loss_fn = OnlineMiningMultiSimilarityLoss(torch.nn.Identity(), margin=0)
+    assert loss_fn.get_config_dict()["margin"] == 0.0
+
+
+def test_empty_batch_is_a_clear_error():
+    loss_fn = OnlineMiningMultiSimilarityLoss(torch.nn.Identity())
+    with pytest.raises(ValueError, match="empty batch"):
+        loss_fn.compute_loss_from_embeddings([torch.empty(0, 4)], torch.empty(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="empty batch"):
+        loss_fn.compute_loss_from_embeddings([], torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"expected embeddings of shape \(N, D\) with N >= 1"):
+        multi_similarity_loss(torch.empty(0, 4), torch.empty(0, dtype=torch.long))
