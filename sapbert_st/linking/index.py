@@ -465,7 +465,7 @@ class DictionaryIndex:
 
         Args:
             mentions: Mention strings (non-empty; longer than ``max_seq_length`` tokens is
-                truncated by the tokenizer).
+                truncated, huge ones cut to characters first: :func:`.encoding.max_text_chars`).
             k: Results per mention. More than the dictionary holds returns all of it.
             distinct: ``True``: the top k distinct ids, each with its best name.
                 ``False``: the top k dictionary rows.

@@ -1,0 +1,86 @@
+"""encode_texts cuts huge texts before the tokenizer sees them, with identical embeddings.
+
+Issue 16, item 14: one 5 MB dictionary name cost 1.2 GB of RAM, because the tokenizer
+tokenized the whole string before truncating to ``max_seq_length`` tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sapbert_st.linking import DictionaryIndex
+from sapbert_st.linking.encoding import encode_texts, max_text_chars
+
+
+@pytest.fixture
+def seen_lengths(tiny_model, monkeypatch):
+    """The longest text (in characters) each ``model.encode`` call received."""
+    lengths = []
+    original = tiny_model.encode
+
+    def spy(texts, *args, **kwargs):
+        lengths.append(max(len(t) for t in texts))
+        return original(texts, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_model, "encode", spy)
+    return lengths
+
+
+def test_limit_follows_max_seq_length_and_wordpiece(tiny_model):
+    assert tiny_model.max_seq_length == 25
+    assert max_text_chars(tiny_model) == 25 * 101  # WordPiece words up to 100 characters
+    tiny_model.max_seq_length = 8
+    assert max_text_chars(tiny_model) == 8 * 101
+
+
+def test_long_normal_text_gives_the_untruncated_embedding(tiny_model):
+    texts = ["fever " * 1000, "chronic heart failure of the acid type " * 80, "flu"]
+    assert all(len(t) > max_text_chars(tiny_model) for t in texts[:2])
+    np.testing.assert_array_equal(encode_texts(tiny_model, texts, batch_size=1),
+                                  tiny_model.encode(texts, batch_size=1, convert_to_numpy=True))
+
+
+def test_huge_name_is_cut_before_tokenization(tiny_model, seen_lengths):
+    limit = max_text_chars(tiny_model)
+    huge = "fever " * 900_000  # 5.4 MB
+    normal = tiny_model.encode([huge[:limit]], convert_to_numpy=True)
+    seen_lengths.clear()
+    np.testing.assert_array_equal(encode_texts(tiny_model, [huge, "flu"])[:1], normal)
+    assert max(seen_lengths) <= limit
+    one_word = "x" * 5_000_000  # one [UNK] either way
+    np.testing.assert_array_equal(encode_texts(tiny_model, [one_word]),
+                                  tiny_model.encode(["x" * 1000], convert_to_numpy=True))
+    assert max(seen_lengths) <= limit
+
+
+def test_huge_names_and_mentions_are_cut_in_the_index(tiny_model, seen_lengths):
+    limit = max_text_chars(tiny_model)
+    index = DictionaryIndex.build(tiny_model, ["flu", "é" * 3_000_000], ["A", "B"])
+    hits = index.search(["é" * 2_000_000, "flu"], k=1, distinct=False)
+    assert max(seen_lengths) <= limit  # characters, not bytes
+    assert hits[0][0]["cui"] == "B" and hits[1][0]["cui"] == "A"
+    np.testing.assert_allclose(index.embeddings[1],  # batched with "flu": padding differs
+                               tiny_model.encode(["é" * limit], convert_to_numpy=True)[0],
+                               atol=1e-5)
+
+
+def test_models_without_max_seq_length_are_not_cut():
+    class Plain:
+        def encode(self, texts, **_):
+            return np.array([[float(len(t))] for t in texts], np.float32)
+
+        def get_embedding_dimension(self):
+            return 1
+
+    assert max_text_chars(Plain()) is None
+    assert encode_texts(Plain(), ["x" * 10_000])[0, 0] == 10_000
+
+
+def test_texts_must_be_a_list_of_strings(tiny_model):
+    with pytest.raises(TypeError, match="texts: expected a list of strings, got one string"):
+        encode_texts(tiny_model, "flu")
+    with pytest.raises(TypeError, match=r"texts\[1\]: expected a str, got int"):
+        encode_texts(tiny_model, ["flu", 3])
+    with pytest.raises(TypeError, match="model: expected a SentenceTransformer"):
+        encode_texts(None, ["flu"])
