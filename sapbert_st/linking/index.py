@@ -400,10 +400,6 @@ class DictionaryIndex:
                                           int(self.config.get("ef_search", 128)))
             self._faiss_gpu = None
 
-    @staticmethod
-    def _set_search_params(faiss_index, nprobe: int, ef_search: int) -> None:
-        approximate.set_search_params(faiss_index, nprobe, ef_search)
-
     # ------------------------------------------------------------------ properties
 
     def __len__(self) -> int:
