@@ -50,9 +50,11 @@ def import_faiss():
 
 
 def _faiss_message(exc: Exception) -> str:
-    """The useful last part of a faiss C++ error ("Error: 'x > 0' failed: ...")."""
+    """The useful last part of a faiss C++ error (what follows "at file.cpp:NN: ")."""
     text = str(exc).strip()
-    return text.split("Error: ", 1)[-1].splitlines()[0] if text else type(exc).__name__
+    found = re.search(r"\.(?:cpp|h):\d+: (?:Error: )?(.*)", text)
+    message = found.group(1) if found else text
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def check_index_type(index_type) -> str:
