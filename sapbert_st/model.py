@@ -207,11 +207,24 @@ def load_sapbert(
     Args:
         model_name_or_path: Local folder or Hub id.
         max_seq_length: Token limit; the paper's 25 by default. ``None`` keeps the
-            checkpoint's own limit.
-        device: ``"cpu"``, ``"cuda"``, ... ; ``None`` lets sentence-transformers choose.
+            checkpoint's own limit. Either is capped, with a warning, at the tokens the
+            encoder has positions for (:func:`position_limit`).
+        device: ``"cpu"``, ``"cuda"``, ... (checked by :func:`check_device`); ``None`` lets
+            sentence-transformers choose.
         trust_remote_code: Off by default: no code from the checkpoint is executed.
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``torch_dtype``).
         **kwargs: Passed to ``SentenceTransformer`` (``cache_folder``, ``revision``, ...).
+
+    Raises:
+        ValueError: A bad ``max_seq_length`` or ``device``; a decoder-only (causal) model
+            (checked on ``config.json`` before any weight is read); a truncated or corrupt
+            file, named (weights, ``config.json``, ``modules.json``, tokenizer and module
+            configs, adapter files); foreign code in ``modules.json`` without
+            ``trust_remote_code``.
+        FileNotFoundError: A local path that does not exist, or a folder without config,
+            weights or a module folder that ``modules.json`` names.
+        OSError: A Hub id that is not a local folder and could not be loaded from the
+            Hugging Face Hub (missing, private, or offline), in one line.
 
     Example:
         ::

@@ -106,7 +106,8 @@ def check_schedule(
 
     - ``batch_size`` < 2: a lone pair has no negative, so every batch has loss 0 and
       the step only applies weight decay.
-    - ``max_steps`` 0 or below -1: the trainer would silently fall back to ``epochs``.
+    - ``max_steps`` 0 or below -1: not a number of steps; the trainer would quietly run
+      some other schedule instead of refusing.
     - ``epochs`` <= 0 with ``max_steps=-1``: no step runs and the untouched model would
       be saved as "trained".
 

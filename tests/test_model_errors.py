@@ -145,7 +145,8 @@ def test_missing_shard_names_the_index(tiny_bert_copy):
         load_sapbert(tiny_bert_copy)
 
 
-@pytest.mark.parametrize("file", ["config.json", "tokenizer_config.json", "special_tokens_map.json"])
+@pytest.mark.parametrize("file", ["config.json", "tokenizer_config.json", "special_tokens_map.json",
+                                  "tokenizer.json"])
 def test_corrupt_json_of_a_plain_folder_names_the_file(tiny_bert_copy, file):
     if not (tiny_bert_copy / file).exists():  # transformers 5 writes no special_tokens_map.json
         (tiny_bert_copy / file).write_text(json.dumps({"unk_token": "[UNK]"}))
