@@ -185,6 +185,9 @@ def load_biosyn_dictionary(
     Returns:
         A dataset with ``cui`` (raw, possibly ``|``-joined) and ``name`` columns, one row
         per line; ``CUI-less`` lines are dropped and counted, nothing is deduplicated.
+        A line whose CUI reads like a column name (a header, on the first line or in the
+        middle of the file) and a stray ``|`` next to the ``||`` (``D1|||foo``) are errors
+        naming the file and line.
     """
     path = Path(path_or_folder)
     if path.is_dir():

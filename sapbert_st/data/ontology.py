@@ -525,11 +525,15 @@ def load_id_name_table(
         path: The table (plain or ``.gz``), UTF-8.
         id_column / name_column: 0-based column indices, or column names when ``header``.
         delimiter: Field separator (``"\\t"``, ``","``, ``"||"``, ...). No quoting: use a
-            proper CSV reader for quoted CSV.
+            proper CSV reader for quoted CSV. With a repeated-character delimiter such as
+            ``"||"``, a field that starts or ends with that character (``D1|||foo``) is an
+            error: the split is ambiguous.
         header: The first non-comment line names the columns.
         name_separator: Split the name field into several names (e.g. ``"|"``).
-        id_pattern: Regular expression every id must match in full (catches a header line
-            read as data, or shifted columns).
+        id_pattern: Regular expression every id must match in full (catches shifted
+            columns). Without ``header``, a row whose id reads like a column name (``CUI``,
+            ``id``, ``name``...) is reported as a header line wherever it is; with
+            ``header``, the header line repeated later in the file is an error.
         comment: Skip lines starting with this prefix.
         normalize_ids: Apply :func:`normalize_concept_id`.
 

@@ -802,6 +802,16 @@ def test_item16_bad_records_in_datasets_and_a_list_of_sources():
         build_pairs(Dataset.from_dict({"cui": ["C1", "C1"], "name": ["a", None]}), show_progress_bar=False)
 
 
+def test_item16_concept_synonyms_add_names_a_non_string():
+    from sapbert_st.data.pairs import ConceptSynonyms
+
+    store = ConceptSynonyms()
+    with pytest.raises(TypeError, match="name: expected a string, got NoneType None"):
+        store.add("C1", None)
+    with pytest.raises(TypeError, match="cui: expected a string, got int 7"):
+        store.add(7, "fever")
+
+
 @pytest.mark.parametrize("options, error, problem", [
     ({"max_pairs_per_concept": 2.5}, TypeError, "max_pairs_per_concept: expected a positive int or None, got float"),
     ({"max_pairs_per_concept": True}, TypeError, "max_pairs_per_concept: .* got bool"),
