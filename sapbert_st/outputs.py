@@ -208,7 +208,7 @@ def staged_folder(path: PathLike, argument: str = "output_dir", overwrite: bool 
         except BaseException:
             _remove(stage)
             raise
-    except OutputPathError:
+    except (OutputPathError, BrokenPipeError):
         raise
     except OSError as exc:
         raise OutputPathError(f"{argument} {path}: could not write the folder ({exc})") from exc

@@ -83,6 +83,19 @@ def _configure_logging(args) -> None:
     for noisy in ("transformers", "datasets", "sentence_transformers", "faiss", "httpx",
                   "urllib3", "accelerate"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if getattr(args, "quiet", False):
+        _disable_library_progress_bars()
+
+
+def _disable_library_progress_bars() -> None:
+    """``-q``: no 'Loading weights' / 'Writing model shards' bars of transformers >= 5."""
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()
+    disable_progress_bars()
 
 
 def _stdout_to_devnull() -> None:

@@ -31,6 +31,8 @@ def load_model(path: str | None, args: argparse.Namespace, argument: str = "--mo
         raise UsageError(f"{argument}: no such model folder: {path}{hint}")
     try:
         return load_sapbert(path, max_seq_length=args.max_seq_length, device=args.device)
+    except BrokenPipeError:  # stdout's reader went away while a library wrote to it
+        raise
     except (OSError, ValueError) as exc:
         raise UsageError(f"{argument} {path}: {exc}{hint}") from exc
 
@@ -41,5 +43,7 @@ def load_index(folder: Path, model):
 
     try:
         return DictionaryIndex.load(folder, model=model)
+    except BrokenPipeError:
+        raise
     except (OSError, ValueError) as exc:
         raise UsageError(f"--index {folder}: {exc}") from exc
