@@ -32,7 +32,7 @@ $(VENV_NOADAPTERS)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/sapbert-st quickstart
+	$(VENV)/bin/sapbert-st quickstart --overwrite
 
 test: test-adapters test-noadapters
 

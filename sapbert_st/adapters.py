@@ -545,8 +545,7 @@ def load_adapter_checkpoint(
     """
     from sentence_transformers.util import import_from_string, load_file_path
 
-    from sapbert_st.checkpoint_files import read_json
-    from sapbert_st.model import check_module_folders
+    from sapbert_st.checkpoint_files import check_module_folders, read_json
 
     require_adapters()
     name = os.fspath(model_name_or_path)

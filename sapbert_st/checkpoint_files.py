@@ -5,7 +5,10 @@ deserializing header: incomplete metadata" (no file name), a truncated
 ``pytorch_model.bin`` on transformers 5 as "[Errno 22] Invalid argument", and a JSON file
 cut in half as a decoder error several frames away from the file. Every check here reads
 only the few bytes it needs (a safetensors header, a zip directory), except
-:func:`file_sha256`, which streams the file once.
+:func:`file_sha256`, which streams the file once. :func:`check_encoder_config` refuses a
+decoder-only ``config.json`` and :func:`check_module_folders` runs the checks over every
+module of a sentence-transformers folder; :mod:`sapbert_st.model` and
+:mod:`sapbert_st.adapters` both build on this module.
 """
 
 from __future__ import annotations
@@ -136,3 +139,72 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: ``model_type`` values of decoder-only (causal) language models in transformers.
+DECODER_ONLY_MODEL_TYPES = frozenset({
+    "bloom", "codegen", "cohere", "cohere2", "ctrl", "dbrx", "deepseek_v2", "deepseek_v3",
+    "exaone", "falcon", "falcon_mamba", "gemma", "gemma2", "gemma3", "gemma3_text", "glm",
+    "glm4", "gpt-sw3", "gpt2", "gpt_bigcode", "gpt_neo", "gpt_neox", "gpt_neox_japanese",
+    "gpt_oss", "gptj", "granite", "granitemoe", "helium", "jamba", "jetmoe", "llama",
+    "llama4", "llama4_text", "mamba", "mamba2", "mistral", "mixtral", "mpt", "nemotron",
+    "olmo", "olmo2", "olmoe", "openai-gpt", "opt", "persimmon", "phi", "phi3", "phimoe",
+    "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "recurrent_gemma", "rwkv", "smollm3",
+    "stablelm", "starcoder2", "transfo-xl", "xglm", "zamba", "zamba2",
+})
+
+_BIDIRECTIONAL_HINT = (
+    "SapBERT needs a bidirectional encoder such as BERT, RoBERTa or XLM-R: in a causal "
+    "model the first token sees only itself, so [CLS] pooling ignores the rest of the name "
+    "and gives names that start alike the same embedding"
+)
+
+
+
+def check_encoder_config(config: dict[str, Any], source: str) -> None:
+    """``ValueError`` when a ``config.json`` describes a decoder-only (causal) model.
+
+    Checked before any weight is loaded: ``is_decoder``, architectures ending in
+    ``ForCausalLM`` / ``LMHeadModel``, and the ``model_type`` of known decoder-only
+    families (:data:`DECODER_ONLY_MODEL_TYPES`). ``source`` names the folder or Hub id.
+    """
+    if not isinstance(config, dict):
+        raise ValueError(  # noqa: TRY004 - a broken file, as the CLI reports ValueError
+            f"{source}/config.json: expected a JSON object, got {type(config).__name__}"
+        )
+    model_type = str(config.get("model_type", ""))
+    architectures = [str(a) for a in config.get("architectures") or [] if isinstance(a, str)]
+    causal = [a for a in architectures if a.endswith(("ForCausalLM", "LMHeadModel"))]
+    reason = None
+    if config.get("is_decoder") is True:
+        reason = "is_decoder=true"
+    elif causal:
+        reason = f"architecture {causal[0]}"
+    elif model_type in DECODER_ONLY_MODEL_TYPES:
+        reason = f"model_type {model_type!r}, a decoder-only family"
+    if reason is not None:
+        what = ", ".join(architectures) or model_type or "unknown architecture"
+        raise ValueError(
+            f"{source}: config.json describes a decoder-only (causal) model ({what}; "
+            f"{reason}). {_BIDIRECTIONAL_HINT}."
+        )
+
+
+def check_module_folders(name: str, entries: list[dict[str, Any]]) -> None:
+    """Check the JSON and weight files of each module folder of a local checkpoint.
+
+    ``entries`` is the parsed ``modules.json``. Raises ``ValueError`` naming a truncated
+    or corrupt file (see :func:`check_weights`), ``FileNotFoundError`` for a
+    missing module folder, and refuses a decoder-only encoder (:func:`check_encoder_config`).
+    """
+    for entry in entries:
+        folder = Path(name, str(entry.get("path", "")))
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{Path(name, 'modules.json')}: module {entry.get('name')!r} is in "
+                f"{entry.get('path')!r}, which is not a folder of {name}"
+            )
+        check_json_files(folder)
+        check_weights(folder)
+        if str(entry["type"]).endswith("Transformer") and (folder / "config.json").is_file():
+            check_encoder_config(read_json(folder / "config.json"), str(folder))

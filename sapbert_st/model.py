@@ -12,6 +12,12 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
+from sapbert_st.checkpoint_files import (  # noqa: F401  (re-exported)
+    DECODER_ONLY_MODEL_TYPES,
+    check_encoder_config,
+    check_module_folders,
+)
+
 logger = logging.getLogger(__name__)
 
 #: SapBERT's inference length: the reference code pads/truncates every name to 25 tokens.
@@ -40,59 +46,11 @@ def _module_types(name_or_path: str) -> list[str]:
     return [str(entry["type"]) for entry in _module_entries(name_or_path)]
 
 
-#: ``model_type`` values of decoder-only (causal) language models in transformers.
-DECODER_ONLY_MODEL_TYPES = frozenset({
-    "bloom", "codegen", "cohere", "cohere2", "ctrl", "dbrx", "deepseek_v2", "deepseek_v3",
-    "exaone", "falcon", "falcon_mamba", "gemma", "gemma2", "gemma3", "gemma3_text", "glm",
-    "glm4", "gpt-sw3", "gpt2", "gpt_bigcode", "gpt_neo", "gpt_neox", "gpt_neox_japanese",
-    "gpt_oss", "gptj", "granite", "granitemoe", "helium", "jamba", "jetmoe", "llama",
-    "llama4", "llama4_text", "mamba", "mamba2", "mistral", "mixtral", "mpt", "nemotron",
-    "olmo", "olmo2", "olmoe", "openai-gpt", "opt", "persimmon", "phi", "phi3", "phimoe",
-    "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "recurrent_gemma", "rwkv", "smollm3",
-    "stablelm", "starcoder2", "transfo-xl", "xglm", "zamba", "zamba2",
-})
-
 #: Encoders whose position ids start after the padding index (RoBERTa's offset of 2).
 _PADDING_OFFSET_MODEL_TYPES = frozenset({
     "camembert", "data2vec-text", "ibert", "longformer", "luke", "markuplm", "mpnet",
     "roberta", "roberta-prelayernorm", "xlm-roberta", "xlm-roberta-xl", "xmod",
 })
-
-_BIDIRECTIONAL_HINT = (
-    "SapBERT needs a bidirectional encoder such as BERT, RoBERTa or XLM-R: in a causal "
-    "model the first token sees only itself, so [CLS] pooling ignores the rest of the name "
-    "and gives names that start alike the same embedding"
-)
-
-
-def check_encoder_config(config: dict[str, Any], source: str) -> None:
-    """``ValueError`` when a ``config.json`` describes a decoder-only (causal) model.
-
-    Checked before any weight is loaded: ``is_decoder``, architectures ending in
-    ``ForCausalLM`` / ``LMHeadModel``, and the ``model_type`` of known decoder-only
-    families (:data:`DECODER_ONLY_MODEL_TYPES`). ``source`` names the folder or Hub id.
-    """
-    if not isinstance(config, dict):
-        raise ValueError(  # noqa: TRY004 - a broken file, as the CLI reports ValueError
-            f"{source}/config.json: expected a JSON object, got {type(config).__name__}"
-        )
-    model_type = str(config.get("model_type", ""))
-    architectures = [str(a) for a in config.get("architectures") or [] if isinstance(a, str)]
-    causal = [a for a in architectures if a.endswith(("ForCausalLM", "LMHeadModel"))]
-    reason = None
-    if config.get("is_decoder") is True:
-        reason = "is_decoder=true"
-    elif causal:
-        reason = f"architecture {causal[0]}"
-    elif model_type in DECODER_ONLY_MODEL_TYPES:
-        reason = f"model_type {model_type!r}, a decoder-only family"
-    if reason is not None:
-        what = ", ".join(architectures) or model_type or "unknown architecture"
-        raise ValueError(
-            f"{source}: config.json describes a decoder-only (causal) model ({what}; "
-            f"{reason}). {_BIDIRECTIONAL_HINT}."
-        )
-
 
 def check_device(device: str | torch.device | None) -> str | None:
     """Validate a device string up front; return it normalised (``None`` stays ``None``).
@@ -380,28 +338,6 @@ def _hub_config(name: str, hub: dict[str, Any]) -> dict[str, Any]:
     except _hub_errors() as exc:
         raise _hub_error(name, exc) from exc
     return read_json(path)
-
-
-def check_module_folders(name: str, entries: list[dict[str, Any]]) -> None:
-    """Check the JSON and weight files of each module folder of a local checkpoint.
-
-    ``entries`` is the parsed ``modules.json``. Raises ``ValueError`` naming a truncated
-    or corrupt file (see :mod:`sapbert_st.checkpoint_files`), ``FileNotFoundError`` for a
-    missing module folder, and refuses a decoder-only encoder (:func:`check_encoder_config`).
-    """
-    from sapbert_st.checkpoint_files import check_json_files, check_weights, read_json
-
-    for entry in entries:
-        folder = Path(name, str(entry.get("path", "")))
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{Path(name, 'modules.json')}: module {entry.get('name')!r} is in "
-                f"{entry.get('path')!r}, which is not a folder of {name}"
-            )
-        check_json_files(folder)
-        check_weights(folder)
-        if str(entry["type"]).endswith("Transformer") and (folder / "config.json").is_file():
-            check_encoder_config(read_json(folder / "config.json"), str(folder))
 
 
 def _check_plain_checkpoint(name: str) -> None:

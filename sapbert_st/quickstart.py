@@ -201,10 +201,10 @@ def run_quickstart(
     """
     import torch
 
-    from sapbert_st.cli.index_meta import write_index_meta
     from sapbert_st.data.ontology import load_obo
     from sapbert_st.data.pairs import ConceptSynonyms, build_pairs
     from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.linking.index_meta import write_index_meta
     from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH, load_sapbert
     from sapbert_st.model_card import use_sapbert_model_card
     from sapbert_st.outputs import check_output_folder, staged_folder

@@ -515,8 +515,8 @@ def test_evaluate_overwrite_replaces_the_results_file(tiny_bert_path, data_dir, 
 def awkward_index(tiny_bert_path, tmp_path):
     """An index whose names contain a tab, a newline, a backslash and U+2028."""
     from sapbert_st import load_sapbert
-    from sapbert_st.cli.index_meta import write_index_meta
     from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.linking.index_meta import write_index_meta
 
     names = ["tab\there", "new\nline", "back\\slash", "line\u2028separator", "plain"]
     cuis = ["C:1", "C:2", "C:3", "C:4", "C\t5"]

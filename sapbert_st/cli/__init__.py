@@ -21,7 +21,7 @@ command, with its arguments); :mod:`~sapbert_st.cli.arguments` (shared options a
 checks), :mod:`~sapbert_st.cli.sources` (``--pairs-from`` / ``--dictionary`` specs),
 :mod:`~sapbert_st.cli.models` (``--model`` / ``--index`` loading),
 :mod:`~sapbert_st.cli.mentions` and :mod:`~sapbert_st.cli.link_formats` (``link``'s input
-and output), :mod:`~sapbert_st.cli.index_meta` (``sapbert_st_cli.json``),
+and output), :mod:`~sapbert_st.linking.index_meta` (``sapbert_st_cli.json``),
 :mod:`~sapbert_st.cli.errors` (what a user error is).
 """
 
@@ -34,7 +34,6 @@ from collections.abc import Sequence
 
 from sapbert_st.cli.commands.index import INDEX_KINDS
 from sapbert_st.cli.errors import PROG, UsageError, one_line, user_error_types
-from sapbert_st.cli.index_meta import INDEX_META
 from sapbert_st.cli.parser import build_parser
 from sapbert_st.cli.sources import (
     DICTIONARY_SOURCES,
@@ -42,6 +41,7 @@ from sapbert_st.cli.sources import (
     load_dictionary_source,
     load_pair_sources,
 )
+from sapbert_st.linking.index_meta import INDEX_META
 
 __all__ = [
     "DICTIONARY_SOURCES",

@@ -3,8 +3,9 @@
 A user error is a problem with what the user gave (an argument, a file, a folder, the
 environment): :class:`UsageError` raised by the command line itself, and the errors that
 the library raises for bad input (``ValueError`` and its ``DataFormatError``, a missing
-or unreadable file, a missing optional dependency, an unusable output location). Anything
-else is a bug and keeps its traceback.
+or unreadable file, a missing optional dependency, an unusable output location, and the
+``FloatingPointError`` the SapBERT loss raises when a model produces NaN/inf embeddings).
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from sapbert_st.outputs import OutputPathError
 
     return (UsageError, DataFormatError, OutputPathError, FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError, ValueError, ImportError)
+            IsADirectoryError, PermissionError, ValueError, ImportError, FloatingPointError)
 
 
 def one_line(exc: BaseException) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like, make_dictionary
+from sapbert_st.data.queries import QueryCollector, layout_hint, looks_like, make_dictionary
 from sapbert_st.data.reading import (
     DataFormatError,
     PathLike,

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from sapbert_st.data.benchmarks import (
+from sapbert_st.data.queries import (
     QueryCollector,
     is_cuiless,
     layout_hint,

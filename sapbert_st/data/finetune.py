@@ -25,8 +25,8 @@ import logging
 from datasets import Dataset, DatasetInfo
 from tqdm.auto import tqdm
 
-from sapbert_st.data.benchmarks import split_gold
 from sapbert_st.data.pairs import PAIR_FEATURES
+from sapbert_st.data.queries import split_gold
 from sapbert_st.data.reading import PathLike
 from sapbert_st.progress import resolve_show_progress_bar
 

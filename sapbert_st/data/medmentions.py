@@ -31,7 +31,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from sapbert_st.data.benchmarks import QueryCollector, layout_hint, looks_like
+from sapbert_st.data.queries import QueryCollector, layout_hint, looks_like
 from sapbert_st.data.reading import (
     DataFormatError,
     PathLike,

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from sapbert_st.linking.index import DictionaryIndex, _progress, dictionary_columns
+from sapbert_st.linking.dictionary import dictionary_columns
+from sapbert_st.linking.index import DictionaryIndex
+from sapbert_st.progress import resolve_show_progress_bar
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -217,7 +219,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
     def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
         """Encode the dictionary and the mention parts, retrieve, and score (no side effects
         except ``self.predictions`` and ``self.ranks``)."""
-        show = _progress(self.show_progress_bar)
+        show = resolve_show_progress_bar(self.show_progress_bar, logger)
         index = DictionaryIndex.build(
             model, self.dictionary_names, self.dictionary_cuis, similarity=self.similarity,
             dtype=self.dtype, batch_size=self.batch_size, show_progress_bar=show,

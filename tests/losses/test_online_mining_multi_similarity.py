@@ -219,13 +219,22 @@ def test_invalid_scales_are_rejected(value):
 DDP_WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (two test runs at once must not collide)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_gather_across_devices_equals_single_process_loss(tmp_path):
     """torchrun, 2 processes on gloo: the loss and gradients equal one process on the whole batch."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAPBERT_DDP_OUT": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--master_port=29531", str(DDP_WORKER)],
+         "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(DDP_WORKER)],
         check=False, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]

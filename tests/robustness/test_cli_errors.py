@@ -176,6 +176,24 @@ def test_index_never_writes_over_its_model(where, files, tiny_bert_path, tmp_pat
     assert (model / "model.safetensors").is_file()
 
 
+def test_train_with_nan_weights_stops_with_one_line(files, tiny_bert_copy, tmp_path, capsys):
+    """A model whose embeddings are NaN: the loss stops training before any step, one line."""
+    from safetensors.torch import load_file, save_file
+
+    weights_file = tiny_bert_copy / "model.safetensors"
+    weights = load_file(weights_file)
+    key = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    weights[key][:] = float("nan")
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    code, out, err = run(train_argv(files, tiny_bert_copy, tmp_path / "out", "--device", "cpu"),
+                         capsys)
+    # sentence-transformers' model-card widget bar is a plain tqdm that -q cannot reach
+    progress = "%|"
+    errors = [line for line in err.splitlines() if line.strip() and progress not in line]
+    assert_one_line_error((code, out, "\n".join(errors)), "train", "NaN")
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_never_writes_over_its_model(files, tiny_bert_copy, capsys, no_expensive_work):
     result = run(train_argv(files, tiny_bert_copy, tiny_bert_copy, "--overwrite"), capsys)
     assert_one_line_error(result, "train", "--output", tiny_bert_copy, "--model")

@@ -15,9 +15,9 @@ from sapbert_st.cli.arguments import (
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.index_meta import write_index_meta
 from sapbert_st.cli.models import load_model
 from sapbert_st.cli.sources import load_dictionary_source, spec_paths
+from sapbert_st.linking.index_meta import write_index_meta
 
 #: ``--kind`` of ``sapbert-st index`` -> ``DictionaryIndex`` ``index_type``.
 INDEX_KINDS = {"exact": "flat", "flat": "flat", "hnsw": "hnsw", "ivfpq": "ivf_pq", "ivf_pq": "ivf_pq"}

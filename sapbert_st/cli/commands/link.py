@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sapbert_st.cli.arguments import HelpFormatter, add_common_options, check_common_options, dedent
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.index_meta import INDEX_META, read_index_meta
 from sapbert_st.cli.link_formats import write_links
 from sapbert_st.cli.mentions import read_mentions
 from sapbert_st.cli.models import load_index, load_model
 from sapbert_st.cli.sources import load_dictionary_source
+from sapbert_st.linking.index_meta import INDEX_META, read_index_meta
 
 
 def add_parser(sub) -> None:

@@ -148,7 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # the trainer's loss logs; stdout is for results
         train_sapbert(model, pairs, output_dir=None, max_steps=args.steps or -1,
                       epochs=args.epochs, batch_size=args.batch_size, loss=loss, seed=args.seed,
-                      learning_rate=lr, logging_steps=max(1, (args.steps or 500) // 10))
+                      learning_rate=lr, logging_steps=max(1, (args.steps or 500) // 10),
+                      disable_tqdm=bool(args.quiet))
     # written all at once: a failed save leaves no half model, --overwrite no stale file
     with staged_folder(output, "--output", args.overwrite, protected, hint=OVERWRITE_HINT) as folder:
         model.save(os.fspath(folder))
