@@ -65,6 +65,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -399,12 +401,44 @@ def verify_adapter_folder(
     return weights
 
 
+#: What the adapters library logs when a forward pass runs with adapters but none active.
+_INACTIVE_ADAPTERS_WARNING = "There are adapters available but none are activated for the forward pass."
+
+
+class _DropInactiveAdaptersWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _INACTIVE_ADAPTERS_WARNING
+
+
+@contextmanager
+def _activating_adapter() -> Iterator[None]:
+    """Drop exactly the adapters library's "none are activated" warning inside the block.
+
+    ``load_adapter(..., set_active=True)`` adds the adapter, then ``set_active_adapters``
+    runs ``reset_adapter()`` inside a forward context *before* it records the adapter as
+    active, so the library warns about a forward pass without active adapters although the
+    adapter is active once the call returns (adapters 1.x). Other records, and that warning
+    from a real forward pass outside the block, are kept.
+    """
+    library_logger = logging.getLogger("adapters.model_mixin")
+    drop = _DropInactiveAdaptersWarning()
+    library_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        library_logger.removeFilter(drop)
+
+
 def _load_adapter_weights(encoder: torch.nn.Module, path: str | os.PathLike, name: str,
                           expected_sha256: str | None = None,
                           recorded_in: str | None = None) -> None:
     weights = verify_adapter_folder(path, expected_sha256, recorded_in)
-    encoder.load_adapter(os.fspath(path), load_as=name, set_active=True,
-                         use_safetensors=weights.suffix == ".safetensors")
+    with _activating_adapter():
+        encoder.load_adapter(os.fspath(path), load_as=name, set_active=True,
+                             use_safetensors=weights.suffix == ".safetensors")
+    active = encoder.active_adapters
+    if active is None or name not in active.flatten():  # pragma: no cover - set_active=True
+        raise RuntimeError(f"{path}: adapter {name!r} loaded but not active (active: {active})")
     encoder.to(next(encoder.parameters()).device)
 
 

@@ -161,6 +161,10 @@ def load_sapbert(
 
     The result uses only sentence-transformers' own modules, so ``model.save(path)``
     gives a folder that plain ``SentenceTransformer(path)`` loads with [CLS] pooling.
+    It carries the SapBERT model card (:func:`sapbert_st.model_card.attach_sapbert_model_card`:
+    base model = the Hub id it was loaded from), so saving after ``train_sapbert``,
+    ``model.fit`` or a trainer writes the SapBERT recipe; call
+    :func:`~sapbert_st.model_card.use_sapbert_model_card` to set more of it.
 
     Args:
         model_name_or_path: Local folder or Hub id.
@@ -207,6 +211,7 @@ def load_sapbert(
 
             model = load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
             _cap_max_seq_length(model, name, max_seq_length)
+            _attach_sapbert_card(model, name, kwargs.get("revision"))
             return model
         foreign = [t for t in types if not t.startswith("sentence_transformers.")]
         if foreign and not trust_remote_code:
@@ -261,7 +266,15 @@ def load_sapbert(
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     _cap_max_seq_length(model, name, max_seq_length)
+    _attach_sapbert_card(model, name, kwargs.get("revision"))
     return model
+
+
+def _attach_sapbert_card(model: SentenceTransformer, name: str, revision: str | None) -> None:
+    from sapbert_st.model_card import attach_sapbert_model_card
+
+    local = Path(name).exists() or _looks_like_path(name)
+    attach_sapbert_model_card(model, name, local=local, revision=revision)
 
 
 def _cap_max_seq_length(model: SentenceTransformer, name: str, requested: int | None) -> None:

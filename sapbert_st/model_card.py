@@ -35,15 +35,23 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.model_card import SentenceTransformerModelCardData
+from sentence_transformers.sentence_transformer.modules import Pooling
+from transformers import TrainerCallback
 
-from sapbert_st.losses.online_mining_multi_similarity import SAPBERT_CITATION
+from sapbert_st.losses.online_mining_multi_similarity import (
+    SAPBERT_CITATION,
+    OnlineMiningMultiSimilarityLoss,
+    check_label_column,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +115,19 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
 
     Every field is optional; what a ``SentenceTransformerTrainer`` run records (the loss and
     its config, batch size, steps, learning rate, dataset size, evaluator metrics) is used
-    where a field is left at ``None``.
+    where a field is left at ``None``. :func:`sapbert_st.load_sapbert` attaches one to every
+    model it returns (see :func:`attach_sapbert_model_card`).
+
+    Beyond sentence-transformers' card, when a trainer (or ``model.fit``) is created for a
+    model carrying this card:
+
+    - the learning rate and weight decay recorded are those of the optimizer the trainer
+      really steps (``model.fit`` builds it from ``optimizer_params`` and leaves the
+      training arguments at transformers' default learning rate, 5e-05);
+    - a dataset trained with :class:`~sapbert_st.losses.OnlineMiningMultiSimilarityLoss`
+      whose label column holds strings (CUIs) is refused with the mapping hint (see
+      :func:`~sapbert_st.losses.online_mining_multi_similarity.check_label_column`), instead
+      of torch's ``too many dimensions 'str'`` from the data collator.
 
     Args:
         base_model_id: Hub id of the encoder the model was trained from; set without a Hub
@@ -138,6 +158,8 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
     extra_recipe: dict[str, Any] = field(default_factory=dict)
     loss_name: str | None = field(default=None, init=False)
     loss_config: dict[str, Any] = field(default_factory=dict, init=False)
+    #: Name of the local folder the model was loaded from, shown when no base model is known.
+    loaded_from: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,6 +173,10 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
     # -- hooks sentence-transformers calls ---------------------------------------------
     def set_losses(self, losses: list) -> None:
         super().set_losses(losses)
+        trainer = _calling_trainer()
+        if trainer is not None and not any(isinstance(c, _OptimizerHyperparametersCallback)
+                                           for c in trainer.callback_handler.callbacks):
+            trainer.add_callback(_OptimizerHyperparametersCallback())
         for loss in losses:
             if hasattr(loss, "get_config_dict"):
                 self.loss_name = type(loss).__name__
@@ -159,6 +185,38 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
                 except Exception:  # noqa: BLE001 - a loss whose config fails must not break saving
                     self.loss_config = {}
                 break
+
+    def compute_dataset_metrics(self, dataset, dataset_info, loss, *args, **kwargs):
+        for module in (loss.values() if isinstance(loss, dict) else [loss]):
+            if isinstance(module, torch.nn.Module) and any(
+                isinstance(m, OnlineMiningMultiSimilarityLoss) for m in module.modules()
+            ):
+                check_label_column(dataset, argument=f"{type(module).__name__}'s dataset")
+        return super().compute_dataset_metrics(dataset, dataset_info, loss, *args, **kwargs)
+
+    def record_optimizer(self, optimizer: Any, args: Any = None) -> None:
+        """Record the learning rate and weight decay that ``optimizer`` really uses.
+
+        The learning rate is each parameter group's ``initial_lr`` (the peak, before any
+        schedule) or ``lr``: one value, or the sorted distinct values when groups differ;
+        the weight decay is the largest of the groups' (the no-decay group has 0). Called
+        at the start of training; ``args`` (the training arguments) give the defaults that
+        decide what counts as a non-default hyperparameter.
+        """
+        groups = [g for g in getattr(optimizer, "param_groups", None) or [] if g.get("params")]
+        if not groups:
+            return
+        rates = sorted({float(g.get("initial_lr", g.get("lr", 0.0))) for g in groups})
+        decay = max(float(g.get("weight_decay", 0.0)) for g in groups)
+        defaults = getattr(type(args), "__dataclass_fields__", {}) if args is not None else {}
+        for key, value in (("learning_rate", rates[0] if len(rates) == 1 else rates),
+                           ("weight_decay", decay)):
+            self.all_hyperparameters[key] = value
+            default = getattr(defaults.get(key), "default", None)
+            if default is not None and value == default:
+                self.non_default_hyperparameters.pop(key, None)
+            else:
+                self.non_default_hyperparameters[key] = value
 
     def try_to_set_base_model(self) -> None:
         if self.base_model_id:
@@ -227,7 +285,8 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
         hp = self.all_hyperparameters or {}
         model = self.model
         rows: dict[str, Any] = {}
-        rows["Base model"] = self.base_model or "unknown"
+        rows["Base model"] = self.base_model or (
+            f"local folder `{self.loaded_from}`" if self.loaded_from else "unknown")
         datasets = ", ".join(d.get("name") or d.get("id", "") for d in self.train_datasets if d)
         if self.training_data or datasets:
             rows["Training data"] = self.training_data or datasets
@@ -280,6 +339,44 @@ class SapBertModelCardData(SentenceTransformerModelCardData):
         return "\n".join(lines) + "\n"
 
 
+class _OptimizerHyperparametersCallback(TrainerCallback):
+    """At the start of training, put the optimizer's real learning rate into the card.
+
+    Runs after sentence-transformers' own model-card callback (which copies the training
+    arguments), so its values win.
+    """
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        card = getattr(model, "model_card_data", None)
+        if isinstance(card, SapBertModelCardData) and optimizer is not None:
+            card.record_optimizer(optimizer, args)
+
+
+def _calling_trainer(max_depth: int = 6):
+    """The ``transformers.Trainer`` being constructed further up the call stack, or ``None``.
+
+    sentence-transformers hands the trainer to its model-card callback's ``on_init_end``,
+    which passes only losses and datasets on to the card data; the card needs the trainer
+    to add :class:`_OptimizerHyperparametersCallback`, since the optimizer (and, for
+    ``model.fit``, its learning rate) is only known to the trainer's callbacks.
+    """
+    from transformers import Trainer
+
+    frame = sys._getframe(1)
+    try:
+        for _ in range(max_depth):
+            frame = frame.f_back
+            if frame is None:
+                return None
+            for key in ("trainer", "self"):
+                candidate = frame.f_locals.get(key)
+                if isinstance(candidate, Trainer):
+                    return candidate
+        return None
+    finally:
+        del frame
+
+
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -291,9 +388,11 @@ def _adapter_name(model: SentenceTransformer | None) -> str | None:
 
 
 def _pooling_description(model: SentenceTransformer) -> str:
-    from sapbert_st.model import pooling_modes
-
-    modes = pooling_modes(model)
+    modes = []  # as sapbert_st.model.pooling_modes, which imports this module
+    for module in model:
+        if isinstance(module, Pooling):
+            mode = module.get_config_dict()["pooling_mode"]
+            modes.append(mode if isinstance(mode, str) else "+".join(mode))
     if modes == ["cls"]:
         return "[CLS] (last layer), no normalization"
     return ", ".join(modes) or "none"
@@ -396,4 +495,52 @@ def use_sapbert_model_card(model: SentenceTransformer, **card_fields: Any) -> Sa
     card.register_model(model)
     model.model_card_data = card
     model._model_card_text = None
+    return card
+
+
+_HUB_CACHE_REPO = re.compile(r"^models--(?P<repo>.+)$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def base_model_of(name_or_path: str | os.PathLike, local: bool) -> tuple[str | None, str | None]:
+    """``(Hub id, revision)`` of the model ``name_or_path`` names, where that is known offline.
+
+    - A Hub id (``local=False``): the id itself, revision unknown.
+    - A folder in the Hugging Face cache (``.../models--org--name/snapshots/<commit>``):
+      ``org/name`` at that commit.
+    - Any other local folder: ``(None, None)``; its name is not a Hub id, and writing it as
+      ``base_model`` would make a wrong link on the Hub.
+    """
+    if not local:
+        return os.fspath(name_or_path), None
+    parts = Path(name_or_path).expanduser().resolve().parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and _COMMIT.match(parts[-1]):
+        match = _HUB_CACHE_REPO.match(parts[-3])
+        if match:
+            return match.group("repo").replace("--", "/"), parts[-1]
+    return None, None
+
+
+def attach_sapbert_model_card(model: SentenceTransformer, name_or_path: str | os.PathLike,
+                              local: bool, revision: str | None = None) -> SapBertModelCardData:
+    """Give a freshly loaded ``model`` the SapBERT card; what :func:`sapbert_st.load_sapbert` does.
+
+    Like :func:`use_sapbert_model_card` with ``base_model_id`` from :func:`base_model_of`
+    (a plain local folder is named in the recipe table instead), but keeping the card text
+    a sentence-transformers folder was loaded with: as in sentence-transformers, saving the
+    model untrained writes that text again, and training generates a new card.
+    ``local_files_only`` is kept from the card the model was loaded with.
+    """
+    old = model.model_card_data
+    base_model_id, found_revision = base_model_of(name_or_path, local)
+    text = getattr(model, "_model_card_text", None)
+    card = use_sapbert_model_card(
+        model, base_model_id=base_model_id,
+        local_files_only=bool(getattr(old, "local_files_only", False)),
+    )
+    model._model_card_text = text
+    if base_model_id is not None:
+        card.base_model_revision = revision or found_revision or card.base_model_revision
+    elif local:
+        card.loaded_from = Path(name_or_path).name
     return card

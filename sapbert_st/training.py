@@ -16,7 +16,7 @@ from sentence_transformers import (
     SentenceTransformerTrainingArguments,
 )
 
-from sapbert_st.losses import OnlineMiningMultiSimilarityLoss
+from sapbert_st.losses import OnlineMiningMultiSimilarityLoss, check_label_column
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,7 @@ def check_pair_dataset(dataset: Dataset) -> Dataset:
         raise ValueError(f"the dataset needs 'name1' and 'name2' (or 'name') columns; it has {columns}")
     if len(dataset) == 0:
         raise ValueError("the training dataset is empty")
+    check_label_column(dataset, argument="the training dataset")  # strings: the CUI mapping hint
     label_type = dataset.features["label"]
     dtype = getattr(label_type, "dtype", None)
     if not (dtype or "").startswith(("int", "uint")) and type(label_type).__name__ != "ClassLabel":

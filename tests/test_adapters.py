@@ -466,3 +466,51 @@ def test_corrupt_modules_json_of_adapter_checkpoint_names_the_file(tiny_model, t
     (tmp_path / "ckpt" / "modules.json").write_text("[{")
     with pytest.raises(ValueError, match=r"ckpt/modules.json: not valid JSON"):
         load_adapter_checkpoint(tmp_path / "ckpt")
+
+
+@pytest.mark.adapters
+@requires_adapters
+def test_loading_an_adapter_logs_no_inactive_adapter_warning(tiny_bert_path, tmp_path, caplog):
+    """adapters' set_active_adapters runs a forward context before it records the adapter as
+    active, which logged "There are adapters available but none are activated" on every load."""
+    import logging
+
+    from sentence_transformers import SentenceTransformer
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.adapters import load_adapter_checkpoint, save_adapter
+
+    model = _adapter_model(tiny_bert_path, 1)
+    expected = model.encode(NAMES, convert_to_tensor=True)
+    model.save(str(tmp_path / "ckpt"))
+    save_adapter(model, tmp_path / "only")
+    loaders = {
+        "load_sapbert": lambda: load_sapbert(tmp_path / "ckpt", device="cpu"),
+        "load_adapter_checkpoint": lambda: load_adapter_checkpoint(tmp_path / "ckpt", device="cpu"),
+        "SentenceTransformer": lambda: SentenceTransformer(
+            str(tmp_path / "ckpt"), device="cpu", trust_remote_code=True),
+        "load_adapter": lambda: _with_adapter(load_sapbert(tiny_bert_path, device="cpu"),
+                                              tmp_path / "only"),
+    }
+    for how, load in loaders.items():
+        caplog.clear()
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+            warnings.simplefilter("ignore", FutureWarning)  # ST 5.x: custom module class
+            reloaded = load()
+            got = reloaded.encode(NAMES, convert_to_tensor=True)
+        assert "none are activated" not in caplog.text, how
+        assert str(reloaded[0].auto_model.active_adapters) == "Stack[sapbert]", how
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=how)
+    # a forward with the adapter really switched off still warns: only the false message is gone
+    reloaded[0].auto_model.set_active_adapters(None)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        reloaded.encode(NAMES)
+    assert "none are activated" in caplog.text
+
+
+def _with_adapter(model, path):
+    from sapbert_st.adapters import load_adapter
+
+    load_adapter(model, path)
+    return model

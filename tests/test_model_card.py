@@ -204,3 +204,113 @@ def test_card_template_is_sentence_transformers_own(tiny_model):
     ours = Path(card.template_path).read_text(encoding="utf-8")
     theirs = (Path(st_card.__file__).parent / "model_card_template.md").read_text(encoding="utf-8")
     assert ours.replace("{{ sapbert_section }}\n\n", "") == theirs
+
+
+# --- issue 17: the card every load_sapbert model carries, and the real learning rate ---
+
+def _pairs():
+    from datasets import Dataset
+
+    return Dataset.from_dict({"name1": ["heart failure", "chronic pain", "acid", "tumor"],
+                              "name2": ["cardiac failure", "pain", "acid deficiency", "cancer"],
+                              "label": [0, 1, 2, 3]})
+
+
+def _readme(folder: Path) -> tuple[dict, str, str]:
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## SapBERT", 1)[1].split("## Training Details", 1)[0]
+    return _front_matter(readme), section, readme
+
+
+def test_fit_card_records_the_optimizer_learning_rate(tiny_bert_copy, tmp_path):
+    """model.fit builds the optimizer from optimizer_params; the trainer args it creates keep
+    transformers' default learning rate 5e-05, which the card used to show."""
+    from sentence_transformers import InputExample
+    from torch.utils.data import DataLoader
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.losses import OnlineMiningMSLoss
+    from sapbert_st.training import paper_fit_kwargs
+
+    model = load_sapbert(tiny_bert_copy, device="cpu", local_files_only=True)
+    examples = [InputExample(texts=[a, b], label=label)
+                for a, b, label in zip(*_pairs()[:].values())]
+    model.fit(train_objectives=[(DataLoader(examples, batch_size=4), OnlineMiningMSLoss(model))],
+              epochs=1, show_progress_bar=False, **paper_fit_kwargs("cpu"))
+    model.save(str(tmp_path / "m"))
+    _, section, readme = _readme(tmp_path / "m")
+    assert "| Learning rate | 2e-05 |" in section
+    hyperparameters = readme.split("#### All Hyperparameters", 1)[1]
+    assert "- `learning_rate`: 2e-05\n" in hyperparameters
+    assert "- `weight_decay`: 0.01\n" in hyperparameters
+    assert "5e-05" not in readme
+
+
+def test_trainer_card_records_a_given_optimizer_learning_rate(tiny_model, tmp_path):
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from sapbert_st.losses import OnlineMiningMSLoss
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=4,
+        use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no")
+    optimizer = torch.optim.AdamW(tiny_model.parameters(), lr=3e-5, weight_decay=0.02)
+    trainer = SentenceTransformerTrainer(model=tiny_model, args=args, train_dataset=_pairs(),
+                                         loss=OnlineMiningMSLoss(tiny_model),
+                                         optimizers=(optimizer, None))
+    trainer.train()
+    hp = tiny_model.model_card_data.all_hyperparameters
+    assert (hp["learning_rate"], hp["weight_decay"]) == (3e-5, 0.02)
+    assert tiny_model.model_card_data.non_default_hyperparameters["learning_rate"] == 3e-5
+    assert "| Learning rate | 3e-05 |" in tiny_model.model_card_data.render_sapbert_section()
+
+
+def _hub_cache_copy(tiny_bert_path: Path, tmp_path: Path) -> Path:
+    """The tiny BERT where huggingface_hub would cache ``someone/tiny-bert``."""
+    import shutil
+
+    snapshot = tmp_path / "hub" / "models--someone--tiny-bert" / "snapshots" / ("ab" * 20)
+    return Path(shutil.copytree(tiny_bert_path, snapshot))
+
+
+def test_train_sapbert_saves_the_sapbert_card_without_opting_in(tiny_bert_path, tmp_path):
+    from sapbert_st import load_sapbert
+    from sapbert_st.training import train_sapbert
+
+    model = load_sapbert(_hub_cache_copy(tiny_bert_path, tmp_path), device="cpu")
+    assert isinstance(model.model_card_data, SapBertModelCardData)
+    train_sapbert(model, _pairs(), output_dir=tmp_path / "trained", max_steps=1, batch_size=4,
+                  use_cpu=True)
+    meta, section, readme = _readme(tmp_path / "trained")
+    assert meta["base_model"] == "someone/tiny-bert"
+    assert "[Unknown]" not in readme
+    for row in ["| Base model | someone/tiny-bert |", "| Batch size (pairs) | 4 |",
+                "| Steps | 1 |", "| Learning rate | 2e-05 |", "| Online hard-pair mining | on |"]:
+        assert row in section, row
+
+    # an untouched reload keeps the saved card text, as sentence-transformers does
+    reloaded = load_sapbert(tmp_path / "trained", device="cpu")
+    assert isinstance(reloaded.model_card_data, SapBertModelCardData)
+    reloaded.save(str(tmp_path / "again"))
+    assert (tmp_path / "again" / "README.md").read_text(encoding="utf-8") == readme
+
+
+def test_load_sapbert_card_base_model_and_override(tiny_bert_path, tiny_model, tmp_path):
+    from sapbert_st.model_card import base_model_of
+
+    assert base_model_of("cambridgeltl/SapBERT-from-PubMedBERT-fulltext", local=False) == (
+        "cambridgeltl/SapBERT-from-PubMedBERT-fulltext", None)
+    cached = _hub_cache_copy(tiny_bert_path, tmp_path)
+    assert base_model_of(str(cached), local=True) == ("someone/tiny-bert", "ab" * 20)
+    assert base_model_of(str(tiny_bert_path), local=True) == (None, None)
+
+    card = tiny_model.model_card_data  # a plain local folder: named in the recipe, not in YAML
+    assert isinstance(card, SapBertModelCardData) and card.base_model is None
+    assert "| Base model | local folder `tiny-bert` |" in card.render_sapbert_section()
+    card = _card(tiny_model, training_data="toy")  # use_sapbert_model_card still overrides
+    assert tiny_model.model_card_data is card and card.base_model == BASE
+    assert "| Base model | cambridgeltl/SapBERT-from-PubMedBERT-fulltext |" in (
+        card.render_sapbert_section())

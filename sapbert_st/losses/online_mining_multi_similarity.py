@@ -36,10 +36,16 @@ MULTI_SIMILARITY_CITATION = """
 
 _LABEL_HINT = (
     "OnlineMiningMultiSimilarityLoss needs one integer label per row: the id of the "
-    "concept (e.g. UMLS CUI) the names belong to. Map CUIs to ids first, e.g. "
-    "`ids = {c: i for i, c in enumerate(sorted(set(cuis)))}` and `label=ids[cui]`; "
-    "sapbert_st's pair loaders already give a `label` column."
+    "concept (e.g. UMLS CUI) the names belong to. Map CUIs to ids first: "
+    "`dataset = dataset.class_encode_column('label')` on a datasets.Dataset, or "
+    "`ids = {c: i for i, c in enumerate(sorted(set(cuis)))}` and `label=ids[cui]`; merge "
+    "equivalent ids (e.g. ontology xrefs) beforehand with `sapbert_st.data.concept_id_map`. "
+    "sapbert_st's pair loaders (`sapbert_st.data.build_pairs`) already give an integer "
+    "`label` column."
 )
+
+#: Label columns sentence-transformers' data collator turns into the ``labels`` tensor.
+LABEL_COLUMNS = ("label", "labels", "score", "scores")
 
 
 class OnlineMiningMultiSimilarityLoss(nn.Module):
@@ -72,7 +78,9 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
             "mining switched off" ablation of paper Table 2).
         gather_across_devices: Under ``torch.distributed`` (DDP), mine over the global
             batch: embeddings are gathered with gradient and labels without. The
-            reference code did the same with ``DataParallel``.
+            reference code did the same with ``DataParallel``. Needs a data-parallel
+            trainer (on CPU: ``use_cpu=True``, as :func:`sapbert_st.train_sapbert` sets);
+            identical batches on every process raise ``RuntimeError``.
 
     Defaults follow the code that produced the released checkpoints
     (cambridgeltl/sapbert ``src/metric_learning.py``: ``MultiSimilarityLoss(alpha=1,
@@ -156,6 +164,8 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
             ValueError: The batch is empty, or the labels are missing or not integers.
             FloatingPointError: An embedding is NaN or infinite (raised before any
                 backward pass, so the optimizer never takes a step with NaN gradients).
+            RuntimeError: ``gather_across_devices`` and every process holds the same
+                batch: the trainer is not data-parallel (see ``_gather``).
         """
         embeddings = list(embeddings)
         if not embeddings or len(embeddings[0]) == 0:
@@ -192,6 +202,43 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
 
 #: Short alias, as the paper and the reference code call it.
 OnlineMiningMSLoss = OnlineMiningMultiSimilarityLoss
+
+
+def check_label_column(dataset: Any, argument: str = "dataset") -> None:
+    """Refuse a dataset whose label column cannot hold concept ids, with the mapping hint.
+
+    sentence-transformers' data collator turns the label column into a tensor before the
+    loss sees a batch, so string labels (CUIs) fail there with torch's ``too many
+    dimensions 'str'``. This reads only the column's feature type (and its first value for
+    the message). Integer, ``ClassLabel`` and float columns pass (float labels are checked
+    per batch by the loss); a dataset without features (e.g. a streamed
+    ``IterableDataset``) or without a label column is not checked here.
+
+    Args:
+        dataset: A ``datasets.Dataset`` (or anything with ``features``).
+        argument: How the message names the dataset.
+
+    Raises:
+        ValueError: naming the column, its type and first value, and how to map CUIs.
+    """
+    features = getattr(dataset, "features", None)
+    if not features:
+        return
+    column = next((c for c in LABEL_COLUMNS if c in features), None)
+    if column is None:
+        return
+    feature = features[column]
+    dtype = getattr(feature, "dtype", None)
+    if type(feature).__name__ == "ClassLabel" or (
+        isinstance(dtype, str) and dtype.startswith(("int", "uint", "float"))
+    ):
+        return
+    kind = "string" if dtype in ("string", "large_string") else f"{feature}"
+    try:
+        first = f" (first row: {dataset[0][column]!r:.80})"
+    except Exception:  # noqa: BLE001 - the first value only decorates the message
+        first = ""
+    raise ValueError(f"{argument}: the {column!r} column holds {kind} values{first}. {_LABEL_HINT}")
 
 
 def multi_similarity_loss(
@@ -355,5 +402,17 @@ def _gather(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     padded_lab = F.pad(labels, (0, pad), value=-1)
     gathered_emb = all_gather_with_grad(padded_emb)
     gathered_lab = all_gather(padded_lab)
+    world = len(sizes)
+    if world > 1 and len(set(sizes)) == 1:  # the same on every rank, so all ranks raise
+        emb_copies = gathered_emb.detach().view(world, longest, -1)
+        lab_copies = gathered_lab.view(world, longest)
+        if bool((emb_copies == emb_copies[:1]).all() and (lab_copies == lab_copies[:1]).all()):
+            raise RuntimeError(
+                f"gather_across_devices=True: all {world} processes hold the same batch of "
+                f"{longest} rows, so the loss would mine {world} copies of it (every name a "
+                f"positive of its own copy). The trainer is not data-parallel: under torchrun "
+                f"without CUDA, transformers leaves it NOT_PARALLEL unless use_cpu=True "
+                f"(sapbert_st.paper_training_args and train_sapbert set it)"
+            )
     keep = torch.cat([torch.arange(n, device=labels.device) + r * longest for r, n in enumerate(sizes)])
     return gathered_emb[keep], gathered_lab[keep]

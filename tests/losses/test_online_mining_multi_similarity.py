@@ -310,3 +310,54 @@ def test_empty_batch_is_a_clear_error():
         loss_fn.compute_loss_from_embeddings([], torch.tensor([0]))
     with pytest.raises(ValueError, match=r"expected embeddings of shape \(N, D\) with N >= 1"):
         multi_similarity_loss(torch.empty(0, 4), torch.empty(0, dtype=torch.long))
+
+
+# --- string labels (e.g. CUIs) get the mapping hint before torch's collator error ---------
+
+def _cui_pairs():
+    from datasets import Dataset
+
+    return Dataset.from_dict({"name1": ["heart failure", "chronic pain", "acid", "tumor"],
+                              "name2": ["cardiac failure", "pain", "acid deficiency", "cancer"],
+                              "label": ["C0018801", "C0150055", "C0001128", "C0027651"]})
+
+
+def _assert_mapping_hint(message: str) -> None:
+    assert "'label' column holds string values (first row: 'C0018801')" in message, message
+    assert "class_encode_column('label')" in message and "concept_id_map" in message, message
+    assert "Map CUIs to ids" in message, message
+
+
+def test_string_labels_through_the_trainer_give_the_mapping_hint(tiny_model, tmp_path):
+    """The collator turns labels into a tensor before the loss sees them; with strings that
+    failed with torch's "too many dimensions 'str'"."""
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=4,
+        use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no")
+    with pytest.raises(ValueError, match="class_encode_column") as info:
+        trainer = SentenceTransformerTrainer(model=tiny_model, args=args,
+                                             train_dataset=_cui_pairs(),
+                                             loss=OnlineMiningMSLoss(tiny_model))
+        trainer.train()
+    _assert_mapping_hint(str(info.value))
+    # the hint's own recipe works
+    trainer = SentenceTransformerTrainer(model=tiny_model, args=args,
+                                         train_dataset=_cui_pairs().class_encode_column("label"),
+                                         loss=OnlineMiningMSLoss(tiny_model))
+    trainer.train()
+
+
+def test_string_labels_in_train_sapbert_give_the_mapping_hint(tiny_model):
+    from sapbert_st.training import check_pair_dataset, train_sapbert
+
+    with pytest.raises(ValueError, match="class_encode_column") as info:
+        check_pair_dataset(_cui_pairs())
+    _assert_mapping_hint(str(info.value))
+    with pytest.raises(ValueError, match="class_encode_column") as info:
+        train_sapbert(tiny_model, _cui_pairs(), max_steps=1, batch_size=4, use_cpu=True)
+    _assert_mapping_hint(str(info.value))
