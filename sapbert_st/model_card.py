@@ -11,6 +11,11 @@ entity-linking acc@1 / acc@5 per benchmark, the SapBERT citation, and how to loa
 template is sentence-transformers' own (of the installed version) with one SapBERT section
 inserted before "Training Details".
 
+:func:`sapbert_st.load_sapbert` gives every model it returns this card (base model: the Hub
+id it was loaded from), so ``train_sapbert``, ``model.fit``, a ``SentenceTransformerTrainer``
+and ``sapbert-st train`` save it without further calls; :func:`use_sapbert_model_card` adds
+what the loader cannot know (training data, language, license...).
+
 Example:
     ::
 
@@ -18,9 +23,8 @@ Example:
         from sapbert_st.model_card import use_sapbert_model_card
 
         model = load_sapbert("microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext")
-        card = use_sapbert_model_card(
-            model, base_model="microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
-            training_data="UMLS 2020AA (English synonyms)", language="en", license="apache-2.0",
+        card = use_sapbert_model_card(  # load_sapbert set base_model_id already
+            model, training_data="UMLS 2020AA (English synonyms)", language="en", license="apache-2.0",
         )
         # ... train with SentenceTransformerTrainer: loss, batch size, steps are filled in ...
         card.add_linking_results("ncbi-disease", {"acc@1": 0.921, "acc@5": 0.956})
@@ -471,7 +475,9 @@ def use_sapbert_model_card(model: SentenceTransformer, **card_fields: Any) -> Sa
 
     Call it before creating the trainer (the trainer's callbacks then fill the recipe) or
     any time before ``model.save`` / ``push_to_hub``. A card text loaded with the model
-    (e.g. from the Hub) is dropped so that the new card is generated on save.
+    (e.g. from the Hub) is dropped so that the new card is generated on save. Models from
+    :func:`sapbert_st.load_sapbert` carry a SapBERT card already; this replaces it, keeping
+    its base model and what training recorded unless ``card_fields`` say otherwise.
 
     Args:
         model: The SapBERT model.
@@ -480,6 +486,8 @@ def use_sapbert_model_card(model: SentenceTransformer, **card_fields: Any) -> Sa
     if not isinstance(model, SentenceTransformer):
         raise TypeError(f"model: expected a SentenceTransformer, got {type(model).__name__}")
     old = model.model_card_data
+    if old is not None:  # a model loaded offline keeps its card offline
+        card_fields.setdefault("local_files_only", bool(getattr(old, "local_files_only", False)))
     card = SapBertModelCardData(**card_fields)
     if old is not None:
         settable = {f.name for f in fields(SapBertModelCardData) if not f.init}
@@ -529,15 +537,10 @@ def attach_sapbert_model_card(model: SentenceTransformer, name_or_path: str | os
     (a plain local folder is named in the recipe table instead), but keeping the card text
     a sentence-transformers folder was loaded with: as in sentence-transformers, saving the
     model untrained writes that text again, and training generates a new card.
-    ``local_files_only`` is kept from the card the model was loaded with.
     """
-    old = model.model_card_data
     base_model_id, found_revision = base_model_of(name_or_path, local)
     text = getattr(model, "_model_card_text", None)
-    card = use_sapbert_model_card(
-        model, base_model_id=base_model_id,
-        local_files_only=bool(getattr(old, "local_files_only", False)),
-    )
+    card = use_sapbert_model_card(model, base_model_id=base_model_id)
     model._model_card_text = text
     if base_model_id is not None:
         card.base_model_revision = revision or found_revision or card.base_model_revision
