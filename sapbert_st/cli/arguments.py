@@ -45,6 +45,17 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
 
+def add_similarity_option(parser: argparse.ArgumentParser, index: bool = False) -> None:
+    """``--similarity {dot,cosine}``; unset (``None``) means the model's own (or the index's)."""
+    help = ("how names are ranked: dot (inner product of the raw embeddings, SapBERT's "
+            "protocol) or cosine; default: the model's own similarity_fn_name (cosine for "
+            "models built from a mean-pooling base such as all-MiniLM-L6-v2, dot for the "
+            "published SapBERT checkpoints)")
+    if index:
+        help += "; with --index, the index's own, and a different value is an error"
+    parser.add_argument("--similarity", choices=("dot", "cosine"), default=None, help=help)
+
+
 def add_overwrite_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``--overwrite``: without it an existing non-empty ``--output`` is an error."""
     parser.add_argument("--overwrite", action="store_true", help=help)

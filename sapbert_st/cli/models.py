@@ -37,6 +37,42 @@ def load_model(path: str | None, args: argparse.Namespace, argument: str = "--mo
         raise UsageError(f"{argument} {path}: {exc}{hint}") from exc
 
 
+def index_model_source(folder: Path, args: argparse.Namespace) -> tuple[str, str, str]:
+    """``(model path, argument, hint)`` for :func:`load_model` with ``--index``: ``--model``
+    when given, else the model that built the index (from its ``sapbert_st_cli.json``,
+    whose ``max_seq_length`` then applies unless ``--max-seq-length`` is given)."""
+    from sapbert_st.linking.index_meta import INDEX_META, read_index_meta
+
+    if args.model is not None:
+        return args.model, "--model", ""
+    meta = read_index_meta(folder)
+    if args.max_seq_length is None:
+        args.max_seq_length = meta["max_seq_length"]
+    return (meta["model"], f"{folder / INDEX_META} 'model'",
+            " (the model that built --index; pass --model to use another)")
+
+
+def model_similarity(model, args: argparse.Namespace, argument: str = "--model") -> str:
+    """``--similarity``, or the model's own ``similarity_fn_name`` when it is not given."""
+    if args.similarity is not None:
+        return args.similarity
+    own = getattr(model, "similarity_fn_name", None)
+    if own not in ("dot", "cosine"):
+        raise UsageError(f"{argument}: the model's similarity_fn_name is {own!r}, which an "
+                         f"index cannot search; pass --similarity dot or --similarity cosine")
+    return own
+
+
+def check_index_similarity(index, args: argparse.Namespace, folder: Path) -> str:
+    """The similarity of a loaded index; a different ``--similarity`` is an error."""
+    if args.similarity is not None and args.similarity != index.similarity:
+        raise UsageError(f"--similarity {args.similarity}: --index {folder} was built with "
+                         f"similarity {index.similarity!r} and can only be searched so; drop "
+                         f"--similarity or rebuild it with `sapbert-st index --similarity "
+                         f"{args.similarity}`")
+    return index.similarity
+
+
 def load_index(folder: Path, model):
     """``DictionaryIndex.load(folder, model=model)`` with errors naming ``--index``."""
     from sapbert_st.linking import DictionaryIndex

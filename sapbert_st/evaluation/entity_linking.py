@@ -13,6 +13,7 @@ import numpy as np
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
 from sapbert_st.linking.dictionary import dictionary_columns
+from sapbert_st.linking.embeddings import resolve_similarity
 from sapbert_st.linking.index import DictionaryIndex
 from sapbert_st.progress import resolve_show_progress_bar
 
@@ -72,8 +73,10 @@ class EntityLinkingEvaluator(SentenceEvaluator):
     """Accuracy@k of linking mentions to a dictionary, exactly as SapBERT and BioSyn score it.
 
     For each call the dictionary is encoded with the model and every mention is linked by
-    exact nearest-neighbour search (:class:`~sapbert_st.linking.DictionaryIndex`, inner
-    product of raw [CLS] embeddings by default). The protocol follows
+    exact nearest-neighbour search (:class:`~sapbert_st.linking.DictionaryIndex`, by the
+    model's own ``similarity_fn_name`` unless ``similarity`` is given). With ``index=`` a
+    prebuilt (e.g. loaded) index is searched instead and nothing is re-encoded but the
+    mentions: the same protocol, with the index's dictionary and similarity. The protocol follows
     ``evaluation/utils.py`` of cambridgeltl/sapbert (``predict_topk``,
     ``check_label``, ``evaluate_topk_acc``), itself BioSyn's:
 
@@ -104,7 +107,8 @@ class EntityLinkingEvaluator(SentenceEvaluator):
             and ``gold`` (or ``cuis``) columns, as the ``sapbert_st.data`` loaders return.
         gold: One gold id string per mention, e.g. ``"D019572|D010871"`` (not with a
             Dataset).
-        dictionary_names: Dictionary names, or a Dataset with ``name`` and ``cui`` columns.
+        dictionary_names: Dictionary names, or a Dataset with ``name`` and ``cui`` columns
+            (not with ``index``).
         dictionary_cuis: The id of each name (not with a Dataset).
         batch_size: Encoding batch size (default: 64 on CPU, 256 on GPUs).
         show_progress_bar: ``None``: on when the logger is at INFO.
@@ -114,8 +118,15 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         accuracy_at_k: The k values to report; the reference reports acc@1 and acc@5.
         save_predictions: Also write each query's top candidates as JSON
             (``entity_linking_predictions_{name}.json``, the reference's layout).
-        similarity: ``"dot"`` (SapBERT's) or ``"cosine"``.
+        similarity: ``"dot"`` (SapBERT's) or ``"cosine"``; ``None``: the evaluated model's
+            own ``model.similarity_fn_name`` (with ``index``: the index's; a different
+            explicit value is an error).
         dtype: Dictionary embedding storage, ``"float32"`` or ``"float16"``.
+        index: A :class:`~sapbert_st.linking.DictionaryIndex` to search instead of encoding
+            ``dictionary_names`` on every call. Mentions are encoded with the evaluated
+            model, which must match the one that built the index (its fingerprint), or
+            with the index's own model when the evaluator is called with ``model=None``.
+            An approximate index gives approximate accuracies (a warning says so).
 
     References:
         - Liu et al., "Self-Alignment Pretraining for Biomedical Entity Representations",
@@ -151,19 +162,38 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         write_csv: bool = True,
         accuracy_at_k: Sequence[int] = (1, 5),
         save_predictions: bool = False,
-        similarity: str = "dot",
+        similarity: str | None = None,
         dtype: str = "float32",
+        index: DictionaryIndex | None = None,
     ) -> None:
         super().__init__()
         self.mentions, self.gold = _query_columns(mentions, gold)
-        if dictionary_names is None:
-            raise ValueError("dictionary_names: required (a list of names or a Dataset with "
-                             "'name' and 'cui' columns)")
-        self.dictionary_names, self.dictionary_cuis = dictionary_columns(
-            dictionary_names, dictionary_cuis, argument="dictionary_names")
+        if similarity is not None:
+            resolve_similarity(similarity)
+        if index is not None:
+            if not isinstance(index, DictionaryIndex):
+                raise TypeError(f"index: expected a DictionaryIndex, got {type(index).__name__}")
+            if dictionary_names is not None or dictionary_cuis is not None:
+                raise ValueError("dictionary_names: pass either a dictionary or index=, not "
+                                 "both (the index holds its dictionary)")
+            if similarity is not None and similarity != index.similarity:
+                raise ValueError(f"similarity: {similarity!r}, but the index was built with "
+                                 f"similarity={index.similarity!r}; pass similarity=None or "
+                                 f"rebuild the index")
+            if index.index_type != "flat":
+                logger.warning("index: approximate (index_type=%r); acc@k will be approximate, "
+                               "not the exact protocol", index.index_type)
+            self.dictionary_names, self.dictionary_cuis = index.names, index.ids
+        else:
+            if dictionary_names is None:
+                raise ValueError("dictionary_names: required (a list of names or a Dataset "
+                                 "with 'name' and 'cui' columns), or pass index=")
+            self.dictionary_names, self.dictionary_cuis = dictionary_columns(
+                dictionary_names, dictionary_cuis, argument="dictionary_names")
         if len(self.dictionary_names) == 0:
             raise ValueError("dictionary_names: the dictionary is empty; expected at least "
                              "one name")
+        self.index = index
         ks = list(accuracy_at_k)
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"accuracy_at_k: expected positive ints, got {accuracy_at_k!r}")
@@ -174,6 +204,8 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         self.write_csv = write_csv
         self.save_predictions = save_predictions
         self.similarity = similarity
+        #: The similarity of the last call (``similarity``, the model's or the index's own).
+        self.similarity_used: str | None = index.similarity if index is not None else None
         self.dtype = dtype
         self.primary_metric = f"acc@{1 if 1 in self.accuracy_at_k else self.accuracy_at_k[0]}"
         self.csv_file = f"entity_linking_evaluation{'_' + name if name else ''}_results.csv"
@@ -216,18 +248,28 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
 
-    def compute_metrics(self, model: SentenceTransformer) -> dict[str, float]:
-        """Encode the dictionary and the mention parts, retrieve, and score (no side effects
-        except ``self.predictions`` and ``self.ranks``)."""
+    def compute_metrics(self, model: SentenceTransformer | None) -> dict[str, float]:
+        """Encode the dictionary (unless the evaluator has an ``index``) and the mention
+        parts, retrieve, and score (no side effects except ``self.predictions``,
+        ``self.ranks`` and ``self.similarity_used``)."""
         show = resolve_show_progress_bar(self.show_progress_bar, logger)
-        index = DictionaryIndex.build(
-            model, self.dictionary_names, self.dictionary_cuis, similarity=self.similarity,
-            dtype=self.dtype, batch_size=self.batch_size, show_progress_bar=show,
-        )
+        if self.index is not None:
+            index = self.index
+            encoder = model if model is not None else index.model
+            check = model is not None  # against the fingerprint the index was built with
+        else:
+            index = DictionaryIndex.build(
+                model, self.dictionary_names, self.dictionary_cuis, similarity=self.similarity,
+                dtype=self.dtype, batch_size=self.batch_size, show_progress_bar=show,
+            )
+            encoder, check = None, False
+        self.similarity_used = getattr(index, "similarity", self.similarity)
         unique_parts = list(dict.fromkeys(p for parts in self._parts for p in parts))
         position = {part: i for i, part in enumerate(unique_parts)}
+        encode_kwargs = {"model": encoder} if encoder is not None else {}
         embeddings = index.encode_mentions(unique_parts, batch_size=self.batch_size,
-                                           show_progress_bar=show, check_model=False)
+                                           show_progress_bar=show, check_model=check,
+                                           **encode_kwargs)
         top = max(self.accuracy_at_k)
         rows, scores = index.search_rows(embeddings, top)
         ids = index._id_list()
@@ -274,5 +316,6 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         return "Entity Linking"
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"accuracy_at_k": self.accuracy_at_k, "similarity": self.similarity,
+        return {"accuracy_at_k": self.accuracy_at_k,
+                "similarity": self.similarity or self.similarity_used,
                 "dictionary_size": len(self.dictionary_names), "queries": len(self.mentions)}

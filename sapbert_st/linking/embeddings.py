@@ -21,6 +21,29 @@ logger = logging.getLogger(__name__)
 DTYPES = ("float32", "float16")
 SIMILARITIES = ("dot", "cosine")
 
+
+def resolve_similarity(similarity: str | None, model=None, argument: str = "similarity") -> str:
+    """``similarity``, or with ``None`` the model's own ``similarity_fn_name``.
+
+    ``None`` without a model, or with one that has no ``similarity_fn_name`` (not a
+    SentenceTransformer), is ``"dot"`` (SapBERT's). Only ``"dot"`` and ``"cosine"`` can be
+    searched; anything else is a ValueError naming ``argument`` and the value.
+    """
+    if similarity is None:
+        own = getattr(model, "similarity_fn_name", None)
+        if own is None:
+            return "dot"
+        if own not in SIMILARITIES:
+            raise ValueError(
+                f"{argument}: None means the model's own similarity_fn_name, which is "
+                f"{own!r}; only {SIMILARITIES} can be searched: pass {argument}='dot' or "
+                f"'cosine'")
+        return own
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"{argument}: expected one of {SIMILARITIES} or None (the model's "
+                         f"own similarity_fn_name), got {similarity!r}")
+    return similarity
+
 #: |norm - 1| accepted for ``similarity="cosine"``: loose enough for rows normalized in
 #: bfloat16 or stored as float16, tight enough to catch rows that were never normalized.
 UNIT_NORM_TOLERANCE = 1e-2

@@ -26,6 +26,7 @@ from sapbert_st.linking.embeddings import (
     DTYPES,
     SIMILARITIES,
     check_embeddings_array,
+    resolve_similarity,
     scan_embeddings,
 )
 from sapbert_st.linking.encoding import (
@@ -99,9 +100,13 @@ def _check_options(index_type, n: int, dim: int, *, nlist=None, pq_m=None, pq_nb
 class DictionaryIndex:
     """Nearest-neighbour search over the embeddings of a dictionary of concept names.
 
-    Scores are the **inner product of the raw [CLS] embeddings**, as in the reference code
-    (``Model_Wrapper.get_score_matrix(..., cosine=False)`` in cambridgeltl/sapbert);
-    ``similarity="cosine"`` L2-normalizes names and mentions first.
+    Scores are the **inner product** of the embeddings (``similarity="dot"``, the raw [CLS]
+    embeddings as in the reference code, ``Model_Wrapper.get_score_matrix(..., cosine=False)``
+    in cambridgeltl/sapbert) or their cosine (``similarity="cosine"`` L2-normalizes names
+    and mentions first). :meth:`build` defaults to the model's own
+    ``similarity_fn_name`` (:func:`sapbert_st.load_sapbert` sets ``"cosine"`` for models
+    built from mean-pooling bases such as all-MiniLM-L6-v2, ``"dot"`` for the published
+    SapBERT checkpoints); the index saves it and searches with it ever after.
 
     Search is exact by default (``index_type="flat"``: faiss brute force, streamed in
     blocks over float16 or memory-mapped storage). For millions of names, approximate
@@ -221,7 +226,7 @@ class DictionaryIndex:
         names,
         cuis=None,
         *,
-        similarity: str = "dot",
+        similarity: str | None = None,
         index_type: str = "flat",
         dtype: str = "float32",
         compute_dtype: str = "float32",
@@ -239,7 +244,9 @@ class DictionaryIndex:
                 Blank (empty or whitespace-only) names are an error.
             cuis: The concept id of each name (not with a Dataset). Duplicate names under
                 different ids are kept, as in the reference code.
-            similarity: ``"dot"`` (raw [CLS] inner product, SapBERT's) or ``"cosine"``.
+            similarity: ``"dot"`` (raw [CLS] inner product, SapBERT's) or ``"cosine"``;
+                ``None``: the model's own ``model.similarity_fn_name`` (a ValueError names
+                it when it is neither).
             index_type: ``"flat"`` (exact), ``"hnsw"``, ``"ivf_pq"``, ``"ivf_sq8"``,
                 ``"ivf_fp16"`` or a faiss factory string.
             dtype: ``"float32"`` or ``"float16"`` storage of the embeddings (halves memory;
@@ -265,8 +272,7 @@ class DictionaryIndex:
         name_array, id_array = dictionary_columns(names, cuis)
         if len(name_array) == 0:
             raise ValueError("names: the dictionary is empty; expected at least one name")
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity: expected one of {SIMILARITIES}, got {similarity!r}")
+        similarity = resolve_similarity(similarity, model)
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
         check_compute_dtype(compute_dtype)  # before the storage is allocated
@@ -307,7 +313,7 @@ class DictionaryIndex:
         cuis=None,
         *,
         model: SentenceTransformer | None = None,
-        similarity: str = "dot",
+        similarity: str | None = None,
         index_type: str = "flat",
         nlist: int | None = None,
         pq_m: int | None = None,
@@ -326,8 +332,10 @@ class DictionaryIndex:
     ) -> DictionaryIndex:
         """Index precomputed embeddings (float32/float16 array or memmap), streamed in chunks.
 
-        The embeddings must be finite and not all zero; with ``similarity="cosine"`` every
-        row must be L2-normalized (within 1%): a ValueError names the first bad row.
+        ``similarity=None`` is ``model.similarity_fn_name`` when ``model`` is given, else
+        ``"dot"``. The embeddings must be finite and not all zero; with
+        ``similarity="cosine"`` every row must be L2-normalized (within 1%): a ValueError
+        names the first bad row.
         Approximate indexes fetch ``rerank_factor * k`` candidates and re-score them
         exactly from the stored embeddings; ``rerank=False`` drops the stored embeddings
         (search then returns faiss's approximate scores). ``pq_nbits`` (``ivf_pq``) defaults
@@ -343,8 +351,7 @@ class DictionaryIndex:
         if n != len(name_array):
             raise ValueError(f"embeddings: {n} rows for {len(name_array)} names; expected one "
                              f"row per name")
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity: expected one of {SIMILARITIES}, got {similarity!r}")
+        similarity = resolve_similarity(similarity, model)
         check_bool(verify, "verify")
         factory = _check_options(index_type, n, dim, nlist=nlist, pq_m=pq_m, pq_nbits=pq_nbits,
                                  hnsw_m=hnsw_m, train_size=train_size, nprobe=nprobe,

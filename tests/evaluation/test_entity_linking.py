@@ -245,3 +245,86 @@ def test_matches_brute_force_on_ncbi_disease(data_dir, tiny_bert_path, monkeypat
     assert expected["acc@1"] <= expected["acc@5"] <= expected["acc@10"] < 1
     # the parts' top rows differ (retrieval is not degenerate), so ties are not all there is
     assert len({tuple(rows[:5]) for rows in top.values()}) > 1
+
+
+# ------------------------------------------------------------ similarity and a prebuilt index
+
+
+def norm_sensitive_model(similarity_fn_name=None):
+    """'m' is 'exact' by cosine but 'long' (a longer vector) by inner product."""
+    model = FakeModel({"long": [3, 0], "exact": [1, 1], "m": [1, 1]})
+    if similarity_fn_name is not None:
+        model.similarity_fn_name = similarity_fn_name
+    return model
+
+
+@pytest.mark.parametrize("own, acc1", [("cosine", 1.0), ("dot", 0.0), (None, 0.0)])
+def test_similarity_defaults_to_the_models_own(own, acc1):
+    evaluator = EntityLinkingEvaluator(["m"], ["E"], ["long", "exact"], ["L", "E"],
+                                       accuracy_at_k=(1,))
+    assert evaluator.compute_metrics(norm_sensitive_model(own)) == {"acc@1": acc1}
+    assert evaluator.similarity_used == (own or "dot")
+    assert evaluator.get_config_dict()["similarity"] == (own or "dot")
+
+
+def test_explicit_similarity_overrides_the_models():
+    for similarity, own, acc1 in (("dot", "cosine", 0.0), ("cosine", "dot", 1.0)):
+        evaluator = EntityLinkingEvaluator(["m"], ["E"], ["long", "exact"], ["L", "E"],
+                                           accuracy_at_k=(1,), similarity=similarity)
+        assert evaluator.compute_metrics(norm_sensitive_model(own)) == {"acc@1": acc1}
+
+
+def test_unsupported_similarity_is_named():
+    with pytest.raises(ValueError, match="similarity.*'euclidean'"):
+        EntityLinkingEvaluator(["m"], ["E"], ["long"], ["L"], similarity="euclidean")
+    evaluator = EntityLinkingEvaluator(["m"], ["E"], ["long"], ["L"])
+    with pytest.raises(ValueError, match="similarity_fn_name.*'manhattan'"):
+        evaluator.compute_metrics(norm_sensitive_model("manhattan"))
+
+
+def test_prebuilt_index_gives_the_same_metrics_ranks_and_predictions(tiny_model, tmp_path):
+    from sapbert_st.linking import DictionaryIndex
+
+    names = ["heart failure", "heart disease", "acute pain", "chronic pain", "cancer",
+             "type of tumor", "cell deficiency", "acid"]
+    cuis = ["H1", "H2", "P1", "P2", "C1", "C2", "D1", "A1"]
+    mentions = ["heart failure", "pain|cancer", "tumor+acid", "chronic heart pain"]
+    gold = ["H1", "P1|C1", "C2|A1", "P2"]
+    tiny_model.similarity_fn_name = "cosine"
+    direct = EntityLinkingEvaluator(mentions, gold, names, cuis, accuracy_at_k=(1, 2, 5),
+                                    save_predictions=True)
+    expected = direct.compute_metrics(tiny_model)
+    DictionaryIndex.build(tiny_model, names, cuis).save(tmp_path / "index")
+    loaded = DictionaryIndex.load(tmp_path / "index")  # no model attached
+    assert loaded.similarity == "cosine"
+    evaluator = EntityLinkingEvaluator(mentions, gold, index=loaded, accuracy_at_k=(1, 2, 5),
+                                       save_predictions=True)
+    assert evaluator.similarity_used == "cosine"
+    assert evaluator.compute_metrics(tiny_model) == expected
+    assert evaluator.ranks.tolist() == direct.ranks.tolist()
+    assert evaluator.predictions == direct.predictions
+    # the index's own model, when the evaluator is called without one
+    with_model = EntityLinkingEvaluator(mentions, gold, accuracy_at_k=(1, 2, 5),
+                                        index=DictionaryIndex.load(tmp_path / "index",
+                                                                   model=tiny_model))
+    assert with_model.compute_metrics(None) == expected
+    with pytest.raises(ValueError, match="no model attached"):
+        evaluator.compute_metrics(None)
+
+
+def test_prebuilt_index_errors(tiny_model, tiny_bert_path, tmp_path):
+    from sapbert_st import load_sapbert
+    from sapbert_st.linking import DictionaryIndex, IndexMismatchError
+
+    index = DictionaryIndex.build(tiny_model, ["flu", "fever"], ["A", "B"], similarity="dot")
+    with pytest.raises(ValueError, match="either a dictionary or index="):
+        EntityLinkingEvaluator(["flu"], ["A"], ["flu"], ["A"], index=index)
+    with pytest.raises(ValueError, match="similarity: 'cosine'.*built with similarity='dot'"):
+        EntityLinkingEvaluator(["flu"], ["A"], index=index, similarity="cosine")
+    with pytest.raises(TypeError, match="index: expected a DictionaryIndex"):
+        EntityLinkingEvaluator(["flu"], ["A"], index="index-folder")
+    with pytest.raises(ValueError, match="dictionary_names: required.*or pass index="):
+        EntityLinkingEvaluator(["flu"], ["A"])
+    other = load_sapbert(tiny_bert_path, device="cpu", max_seq_length=12)
+    with pytest.raises(IndexMismatchError):
+        EntityLinkingEvaluator(["flu"], ["A"], index=index).compute_metrics(other)

@@ -391,3 +391,47 @@ def test_encode_batch_size_defaults_to_64_on_cpu_and_is_checked(tiny_model):
     for bad in (0, -1, 2.0):
         with pytest.raises(ValueError, match="batch_size: expected a positive int"):
             encode_texts(tiny_model, ["flu"], batch_size=bad)
+
+
+# -- similarity: the model's own by default ------------------------------------------------------
+NAMES = ["heart failure", "acute pain", "chronic heart disease", "type of cancer", "fever"]
+
+
+@pytest.mark.parametrize("own", ["dot", "cosine"])
+def test_build_defaults_to_the_models_similarity(tiny_model, own):
+    tiny_model.similarity_fn_name = own
+    index = DictionaryIndex.build(tiny_model, NAMES, NAMES)
+    assert index.similarity == own and index.config["similarity"] == own
+    norms = np.linalg.norm(index.embeddings, axis=1)
+    assert np.allclose(norms, 1, atol=1e-5) == (own == "cosine")
+    hits = index.search(["heart failure"], k=1)[0]
+    if own == "cosine":
+        assert hits[0]["name"] == "heart failure" and hits[0]["score"] == pytest.approx(1, abs=1e-5)
+
+
+def test_explicit_similarity_overrides_the_models(tiny_model):
+    tiny_model.similarity_fn_name = "cosine"
+    assert DictionaryIndex.build(tiny_model, NAMES, NAMES, similarity="dot").similarity == "dot"
+    tiny_model.similarity_fn_name = "dot"
+    assert DictionaryIndex.build(tiny_model, NAMES, NAMES,
+                                 similarity="cosine").similarity == "cosine"
+
+
+def test_from_embeddings_defaults_to_the_models_similarity_else_dot(tiny_model):
+    x = tiny_model.encode(NAMES, normalize_embeddings=True)
+    assert DictionaryIndex.from_embeddings(x, NAMES, NAMES).similarity == "dot"
+    tiny_model.similarity_fn_name = "cosine"
+    index = DictionaryIndex.from_embeddings(x, NAMES, NAMES, model=tiny_model)
+    assert index.similarity == "cosine"
+
+
+def test_an_unsupported_model_similarity_is_named(tiny_model):
+    tiny_model.similarity_fn_name = "euclidean"
+    for make in (lambda: DictionaryIndex.build(tiny_model, NAMES, NAMES),
+                 lambda: DictionaryIndex.from_embeddings(
+                     tiny_model.encode(NAMES), NAMES, NAMES, model=tiny_model)):
+        with pytest.raises(ValueError, match="similarity.*'euclidean'.*'dot' or 'cosine'"):
+            make()
+    assert DictionaryIndex.build(tiny_model, NAMES, NAMES, similarity="dot").similarity == "dot"
+    with pytest.raises(ValueError, match="similarity.*'cos'"):
+        DictionaryIndex.build(tiny_model, NAMES, NAMES, similarity="cos")

@@ -14,11 +14,18 @@ from sapbert_st.cli.arguments import (
     HelpFormatter,
     add_common_options,
     add_overwrite_option,
+    add_similarity_option,
     check_common_options,
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.models import load_model
+from sapbert_st.cli.models import (
+    check_index_similarity,
+    index_model_source,
+    load_index,
+    load_model,
+    model_similarity,
+)
 from sapbert_st.cli.sources import check_benchmark_name
 
 logger = logging.getLogger(__name__)
@@ -36,6 +43,10 @@ def add_parser(sub) -> None:
             split on '|' and '+'; top-k dictionary names; exact search). Each result names
             its dictionary: several are open stand-ins for the licensed ones of the paper.
 
+            --index: search an index folder from `sapbert-st index` instead of encoding each
+            benchmark's dictionary on every call (same protocol; the index's names, model and
+            similarity, unless --model names another encoder of the same fingerprint).
+
             benchmarks: {', '.join(BENCHMARK_NAMES)}"""),
         epilog=dedent("""
             examples:
@@ -44,9 +55,16 @@ def add_parser(sub) -> None:
                   --benchmark ncbi-disease --benchmark cometa-zeroshot-general \\
                   --data-dir data --output results.json
               sapbert-st evaluate --model sapbert-umls --benchmark medmentions \\
-                  --data-dir data --dictionary umls_2017aa_dictionary.txt"""),
+                  --data-dir data --dictionary umls_2017aa_dictionary.txt
+              sapbert-st index --model sapbert-hpo --dictionary benchmark:ncbi-disease \
+                  --data-dir data --output ncbi-index
+              sapbert-st evaluate --index ncbi-index --benchmark ncbi-disease --data-dir data"""),
     )
-    p.add_argument("--model", required=True, help="model folder or Hub id")
+    p.add_argument("--model", default=None,
+                   help="model folder or Hub id (with --index: default the one that built it)")
+    p.add_argument("--index", default=None,
+                   help="index folder from `sapbert-st index` to search instead of each "
+                        "benchmark's dictionary")
     p.add_argument("--benchmark", action="append", required=True, metavar="NAME",
                    help="benchmark to evaluate on; repeatable")
     p.add_argument("--data-dir", default=os.environ.get("SAPBERT_ST_DATA"),
@@ -56,13 +74,12 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default="test", help="query split")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only the first N queries of each benchmark (quick checks)")
-    p.add_argument("--similarity", choices=("dot", "cosine"), default="dot",
-                   help="score: raw [CLS] inner product (SapBERT) or cosine")
+    add_similarity_option(p, index=True)
     p.add_argument("--output", default=None,
                    help="write the results as JSON to this file (checked before evaluating)")
     add_overwrite_option(p, "replace an existing --output file")
     add_common_options(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, max_seq_length=None)
 
 
 def format_table(rows: list[list[str]]) -> str:
@@ -74,8 +91,15 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH
     from sapbert_st.outputs import check_output_file, write_text_file
 
+    if args.model is None and args.index is None:
+        raise UsageError("--model: required, or --index (a folder from `sapbert-st index`)")
+    if args.index is not None and args.dictionary is not None:
+        raise UsageError("--dictionary: not with --index (the index holds its dictionary)")
+    if args.index is not None and not Path(args.index).is_dir():
+        raise UsageError(f"--index: no such index folder: {args.index}")
     for name in args.benchmark:
         check_benchmark_name(name, "--benchmark")
     if args.data_dir is None:
@@ -88,38 +112,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--limit: expected a positive number of queries, got {args.limit}")
     check_common_options(args)
     protected = [("--model", args.model), ("--dictionary", args.dictionary),
-                 ("--data-dir", args.data_dir)]
+                 ("--data-dir", args.data_dir), ("--index", args.index)]
     if args.output:
         check_output_file(args.output, "--output", args.overwrite, protected, hint=OVERWRITE_HINT)
 
     from sapbert_st.data.benchmarks import load_benchmark
     from sapbert_st.evaluation import EntityLinkingEvaluator
 
-    model = load_model(args.model, args)
+    folder = index = None
+    model_path, model_argument, hint = args.model, "--model", ""
+    if args.index is not None:
+        folder = Path(args.index)
+        model_path, model_argument, hint = index_model_source(folder, args)
+    if args.max_seq_length is None:
+        args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH
+    model = load_model(model_path, args, model_argument, hint)
+    if folder is not None:
+        index = load_index(folder, model)
+        similarity = check_index_similarity(index, args, folder)
+        dictionary_note = f"the names of --index {folder}"
+    else:
+        similarity = model_similarity(model, args, model_argument)
+    logger.info("Ranking names by %s similarity", similarity)
     results: dict[str, Any] = {}
     for name in args.benchmark:
         bench = load_benchmark(name, args.data_dir, split=args.split,
                                dictionary_path=args.dictionary)
-        if bench.dictionary is None:
-            raise UsageError(f"--benchmark {name}: no default dictionary ({bench.dictionary_note}); "
-                             f"pass --dictionary CUI||name file")
         queries = bench.queries
         if args.limit is not None and args.limit < len(queries):
             queries = queries.select(range(args.limit))
-        evaluator = EntityLinkingEvaluator(queries, dictionary_names=bench.dictionary,
-                                           batch_size=args.batch_size, name=name,
-                                           similarity=args.similarity, write_csv=False)
+        if index is not None:
+            evaluator = EntityLinkingEvaluator(queries, index=index, batch_size=args.batch_size,
+                                               name=name, write_csv=False)
+            size, note = len(index), dictionary_note
+        else:
+            if bench.dictionary is None:
+                raise UsageError(f"--benchmark {name}: no default dictionary "
+                                 f"({bench.dictionary_note}); pass --dictionary CUI||name file")
+            evaluator = EntityLinkingEvaluator(queries, dictionary_names=bench.dictionary,
+                                               batch_size=args.batch_size, name=name,
+                                               similarity=similarity, write_csv=False)
+            size, note = len(bench.dictionary), bench.dictionary_note
         metrics = evaluator.compute_metrics(model)
-        results[name] = {**metrics, "queries": len(queries), "dictionary_size": len(bench.dictionary),
-                         "dictionary_note": bench.dictionary_note, "split": bench.split}
+        results[name] = {**metrics, "queries": len(queries), "dictionary_size": size,
+                         "dictionary_note": note, "split": bench.split, "similarity": similarity}
         logger.info("%s: acc@1 %.4f acc@5 %.4f", name, metrics["acc@1"], metrics["acc@5"])
     rows = [["benchmark", "queries", "acc@1", "acc@5", "dictionary"]]
     for name, r in results.items():
         rows.append([name, str(r["queries"]), f"{r['acc@1']:.4f}", f"{r['acc@5']:.4f}",
                      f"{r['dictionary_size']} names: {r['dictionary_note']}"])
     if args.output:
-        payload = {"model": args.model, "split": args.split, "similarity": args.similarity,
-                   "limit": args.limit, "results": results}
+        payload = {"model": model_path, "index": args.index, "split": args.split,
+                   "similarity": similarity, "limit": args.limit, "results": results}
         write_text_file(args.output, json.dumps(payload, indent=2) + "\n", "--output",
                         args.overwrite, protected, hint=OVERWRITE_HINT)
         logger.info("Wrote %s", args.output)

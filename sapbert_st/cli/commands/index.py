@@ -11,11 +11,12 @@ from sapbert_st.cli.arguments import (
     HelpFormatter,
     add_common_options,
     add_overwrite_option,
+    add_similarity_option,
     check_common_options,
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.models import load_model
+from sapbert_st.cli.models import load_model, model_similarity
 from sapbert_st.cli.sources import load_dictionary_source, spec_paths
 from sapbert_st.linking.index_meta import write_index_meta
 
@@ -62,8 +63,7 @@ def add_parser(sub) -> None:
                    help="encode names (and later mentions) under torch.autocast in this "
                         "precision: bfloat16 is about 2x faster on CPUs with bf16 support, "
                         "not bit-exact with float32 (default: float32)")
-    p.add_argument("--similarity", choices=("dot", "cosine"), default="dot",
-                   help="score: raw [CLS] inner product (SapBERT) or cosine")
+    add_similarity_option(p)
     add_common_options(p)
     p.set_defaults(func=cmd_index)
 
@@ -82,7 +82,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                                  hint=OVERWRITE_HINT)
     dictionary = load_dictionary_source(args.dictionary, args)
     model = load_model(args.model, args)
-    index = DictionaryIndex.build(model, dictionary, similarity=args.similarity, index_type=kind,
+    similarity = model_similarity(model, args)
+    index = DictionaryIndex.build(model, dictionary, similarity=similarity, index_type=kind,
                                   dtype="float16" if args.fp16 else "float32",
                                   compute_dtype=args.compute_dtype, batch_size=args.batch_size)
     model_path = Path(args.model).expanduser()

@@ -7,11 +7,22 @@ import os
 import sys
 from pathlib import Path
 
-from sapbert_st.cli.arguments import HelpFormatter, add_common_options, check_common_options, dedent
+from sapbert_st.cli.arguments import (
+    HelpFormatter,
+    add_common_options,
+    add_similarity_option,
+    check_common_options,
+    dedent,
+)
 from sapbert_st.cli.errors import UsageError
 from sapbert_st.cli.link_formats import write_links
 from sapbert_st.cli.mentions import read_mentions
-from sapbert_st.cli.models import load_index, load_model
+from sapbert_st.cli.models import (
+    check_index_similarity,
+    load_index,
+    load_model,
+    model_similarity,
+)
 from sapbert_st.cli.sources import load_dictionary_source
 from sapbert_st.linking.index_meta import INDEX_META, read_index_meta
 
@@ -50,6 +61,7 @@ def add_parser(sub) -> None:
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="candidates per mention")
     p.add_argument("--format", choices=("tsv", "json", "jsonl"), default="tsv",
                    help="output format")
+    add_similarity_option(p, index=True)
     add_common_options(p)
     p.set_defaults(func=cmd_link, max_seq_length=None)
 
@@ -81,9 +93,12 @@ def cmd_link(args: argparse.Namespace) -> int:
     model = load_model(model_path, args, model_argument, hint)
     if folder is not None:
         index = load_index(folder, model)
+        check_index_similarity(index, args, folder)
     else:
+        similarity = model_similarity(model, args)
         dictionary = load_dictionary_source(args.dictionary, args)
-        index = DictionaryIndex.build(model, dictionary, batch_size=args.batch_size)
+        index = DictionaryIndex.build(model, dictionary, similarity=similarity,
+                                      batch_size=args.batch_size)
     hits = index.search(mentions, k=args.k, batch_size=args.batch_size)
     write_links(sys.stdout, mentions, hits, args.format)
     sys.stdout.flush()
