@@ -70,9 +70,15 @@ def paper_training_args(output_dir: str | os.PathLike, **overrides: Any) -> Sent
     lr 2e-5, weight decay 0.01, constant schedule, no warm-up, no clipping, 256 pairs per
     device batch, bf16/fp16 on CUDA. ``overrides`` replace any of them.
 
+    Under ``torchrun`` on a machine without CUDA, ``use_cpu=True`` unless given: without
+    it transformers initialises the process group but leaves the trainer not parallel (no
+    DDP wrapper, no sharding of the batches), so every process trains on the same batches.
+
     Raises:
         ValueError: ``per_device_train_batch_size`` < 2, ``max_steps`` 0 or < -1, or
             ``num_train_epochs`` <= 0 without ``max_steps`` (see :func:`check_schedule`).
+        RuntimeError: Several processes (``WORLD_SIZE`` > 1) but the arguments leave the
+            trainer not parallel, e.g. ``use_cpu=False`` on a machine without CUDA.
     """
     args: dict[str, Any] = {
         "output_dir": os.fspath(output_dir),
@@ -87,13 +93,55 @@ def paper_training_args(output_dir: str | os.PathLike, **overrides: Any) -> Sent
         "report_to": "none",
         **_amp_flags(overrides.pop("device", None)),
     }
+    if world_size() > 1 and not torch.cuda.is_available():
+        args["use_cpu"] = True  # DDP over gloo; otherwise transformers stays NOT_PARALLEL
     args.update(overrides)
     check_schedule(
         max_steps=args.get("max_steps", -1), epochs=args["num_train_epochs"],
         batch_size=args["per_device_train_batch_size"],
         names=("max_steps", "num_train_epochs", "per_device_train_batch_size"),
     )
-    return SentenceTransformerTrainingArguments(**args)
+    training_args = SentenceTransformerTrainingArguments(**args)
+    check_data_parallel(training_args)
+    return training_args
+
+
+def world_size() -> int:
+    """Processes started by ``torchrun`` (its ``WORLD_SIZE``); 1 without it."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def is_main_process() -> bool:
+    """True outside ``torch.distributed`` and on its global rank 0: the process that saves."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def check_data_parallel(args: SentenceTransformerTrainingArguments) -> None:
+    """Refuse several ``torchrun`` processes whose trainer would not be data-parallel.
+
+    transformers then leaves ``args.parallel_mode`` ``NOT_PARALLEL``: no DDP wrapper, no
+    sharding of the batches, so every process trains its own copy on the same batches,
+    and ``gather_across_devices=True`` mines copies of one batch (each name a positive of
+    its own copy).
+
+    Raises:
+        RuntimeError: naming ``WORLD_SIZE``, the parallel mode and the fix.
+    """
+    from transformers.training_args import ParallelMode
+
+    world = world_size()
+    if world > 1 and args.parallel_mode == ParallelMode.NOT_PARALLEL:
+        raise RuntimeError(
+            f"WORLD_SIZE={world} (torchrun) but the trainer is not data-parallel "
+            f"(parallel_mode={args.parallel_mode.value}, use_cpu={args.use_cpu}): every process "
+            f"would train on the same batches. Without CUDA pass use_cpu=True (the default of "
+            f"paper_training_args and train_sapbert there) so that transformers runs DDP over gloo"
+        )
 
 
 def check_schedule(
@@ -223,6 +271,12 @@ def train_sapbert(
     :class:`OnlineMiningMultiSimilarityLoss` (paper defaults). Extra columns such as
     ``cui`` are dropped. If ``output_dir`` is given the trained model is saved there.
 
+    Under ``torchrun --nproc_per_node N`` it runs DDP (over gloo on CPU): each process
+    takes ``batch_size`` pairs per step, and a loss with ``gather_across_devices=True``
+    mines the global batch of ``N * batch_size`` pairs, as one process with that batch
+    would. Only rank 0 saves and runs ``evaluator`` at the end; every process returns
+    once the folder is written.
+
     Args:
         model: A model from :func:`sapbert_st.load_sapbert`.
         train_dataset: Columns ``name1``, ``name2``, ``label`` (int), e.g. from
@@ -230,7 +284,7 @@ def train_sapbert(
         output_dir: Where to save the final model (and trainer state); ``None``: a temp dir.
         max_steps: Stop after this many optimizer steps (``-1``: run ``epochs``).
         epochs: Passes over the data when ``max_steps`` is ``-1``.
-        batch_size: Pairs per batch; the paper's 256.
+        batch_size: Pairs per batch (per process under ``torchrun``); the paper's 256.
         loss: Defaults to ``OnlineMiningMultiSimilarityLoss(model)``.
         evaluator: E.g. an ``EntityLinkingEvaluator``, run at the end (and every
             ``eval_steps`` if ``eval_strategy="steps"`` is passed).
@@ -243,6 +297,8 @@ def train_sapbert(
             ``max_steps``, or a dataset that :func:`check_pair_dataset` refuses (fewer than
             2 distinct labels among them). A warning is logged when most batches would
             hold one concept only (nothing to mine).
+        RuntimeError: Under ``torchrun``, ``training_args`` leave the trainer not
+            data-parallel (see :func:`check_data_parallel`).
         FloatingPointError: An embedding became NaN or inf (see
             :class:`OnlineMiningMultiSimilarityLoss`); raised before the backward pass, so
             no NaN is written into the weights.
@@ -268,9 +324,12 @@ def train_sapbert(
             model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
         )
         trainer.train()
-        if evaluator is not None:
-            evaluator(model)
+    main = is_main_process()
     if output_dir is not None:
-        model.save(os.fspath(output_dir))
-        logger.info("saved the trained model to %s", output_dir)
+        if main:  # under torchrun every process holds the same model: rank 0 writes it
+            model.save(os.fspath(output_dir))
+            logger.info("saved the trained model to %s", output_dir)
+        trainer.accelerator.wait_for_everyone()  # return once the folder is complete
+    if evaluator is not None and main:
+        evaluator(model)
     return model

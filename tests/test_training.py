@@ -18,7 +18,7 @@ from sapbert_st import (
     paper_training_args,
     train_sapbert,
 )
-from sapbert_st.training import check_pair_dataset
+from sapbert_st.training import check_data_parallel, check_pair_dataset
 
 PAIRS = [("heart attack", "myocardial infarction", 0), ("flu", "influenza", 1),
          ("high blood pressure", "hypertension", 2), ("fits", "seizures", 3),
@@ -277,3 +277,20 @@ def test_warns_when_no_single_name_label_repeats(caplog):
     with caplog.at_level(logging.WARNING, logger="sapbert_st.training"):
         check_pair_dataset(names)
     assert "every label occurs once" in caplog.text
+
+
+def test_check_data_parallel_refuses_torchrun_processes_that_are_not_parallel(monkeypatch):
+    """Several processes whose trainer is NOT_PARALLEL would all train on the same batches."""
+    from types import SimpleNamespace
+
+    from transformers.training_args import ParallelMode
+
+    not_parallel = SimpleNamespace(parallel_mode=ParallelMode.NOT_PARALLEL, use_cpu=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    check_data_parallel(not_parallel)  # one process: nothing to shard
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match=r"WORLD_SIZE=2 \(torchrun\) but the trainer is not "
+                                           r"data-parallel \(parallel_mode=not_parallel, "
+                                           r"use_cpu=False\).*pass use_cpu=True"):
+        check_data_parallel(not_parallel)
+    check_data_parallel(SimpleNamespace(parallel_mode=ParallelMode.DISTRIBUTED, use_cpu=True))

@@ -55,7 +55,13 @@ def add_parser(sub) -> None:
                   --model microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext \\
                   --output sapbert-umls --device cuda
               sapbert-st train --pairs-from benchmark:ncbi-disease --data-dir data \\
-                  --model sapbert-umls --output sapbert-ncbi --epochs 3"""),
+                  --model sapbert-umls --output sapbert-ncbi --epochs 3
+              torchrun --nproc_per_node 2 -m sapbert_st.cli train --pairs-from hpo \\
+                  --output sapbert-hpo --steps 200 --batch-size 128 --gather-across-devices
+
+            Under torchrun each process takes --batch-size pairs a step (DDP; over gloo
+            on CPU) and only rank 0 writes --output. --gather-across-devices mines the
+            processes' batches together, as one process with --batch-size x processes."""),
     )
     p.add_argument("--pairs-from", action="append", required=True, metavar="SOURCE",
                    help="where the synonym pairs come from (see above); repeatable")
@@ -72,6 +78,10 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: paper 2e-5)")
     p.add_argument("--no-mining", action="store_true",
                    help="use every pair in the batch (the paper's ablation), not mined hard pairs")
+    p.add_argument("--gather-across-devices", action="store_true",
+                   help="under torchrun, mine over the batches of all processes together (the "
+                        "global batch, as the reference code's DataParallel did), not each "
+                        "process's own; no effect in one process")
     p.add_argument("--adapter", choices=("13%", "1%"), default=None,
                    help="train only a Pfeiffer adapter of this size (needs sapbert-st[adapters])")
     p.add_argument("--max-pairs-per-concept", type=int, default=50,
@@ -89,7 +99,13 @@ def add_parser(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from sapbert_st.model_card import use_sapbert_model_card
     from sapbert_st.outputs import check_output_folder, staged_folder
-    from sapbert_st.training import PAPER_BATCH_SIZE, PAPER_LEARNING_RATE, train_sapbert
+    from sapbert_st.training import (
+        PAPER_BATCH_SIZE,
+        PAPER_LEARNING_RATE,
+        is_main_process,
+        train_sapbert,
+        world_size,
+    )
 
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps: expected a positive number of steps, got {args.steps}")
@@ -136,20 +152,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sapbert_st.losses import OnlineMiningMultiSimilarityLoss
 
     lr = args.lr if args.lr is not None else PAPER_LEARNING_RATE
+    processes = world_size()
+    extra_recipe = {"[CLS] warm start": (
+        f"{args.warm_start_steps} steps x {args.batch_size} names on the base model's mean "
+        "pooling (`sapbert_st.warm_start_cls`)")} if args.warm_start_steps else {}
+    if processes > 1:
+        extra_recipe["Processes (torchrun)"] = (
+            f"{processes} x {args.batch_size} pairs a step, mined "
+            + ("together (`gather_across_devices=True`)" if args.gather_across_devices
+               else "per process"))
     use_sapbert_model_card(
         model, base_model_id=base_id or (None if Path(base).exists() else base),
         training_data=description, train_pairs=len(pairs), batch_size=args.batch_size,
         learning_rate=lr, mining=not args.no_mining,
-        extra_recipe={"[CLS] warm start": (
-            f"{args.warm_start_steps} steps x {args.batch_size} names on the base model's mean "
-            "pooling (`sapbert_st.warm_start_cls`)")} if args.warm_start_steps else {},
+        extra_recipe=extra_recipe,
     )
-    loss = OnlineMiningMultiSimilarityLoss(model, mining=not args.no_mining)
+    loss = OnlineMiningMultiSimilarityLoss(model, mining=not args.no_mining,
+                                           gather_across_devices=args.gather_across_devices)
     with contextlib.redirect_stdout(sys.stderr):  # the trainer's loss logs; stdout is for results
         train_sapbert(model, pairs, output_dir=None, max_steps=args.steps or -1,
                       epochs=args.epochs, batch_size=args.batch_size, loss=loss, seed=args.seed,
                       learning_rate=lr, logging_steps=max(1, (args.steps or 500) // 10),
                       disable_tqdm=bool(args.quiet))
+    if not is_main_process():  # under torchrun every process holds the same model
+        return 0
     # written all at once: a failed save leaves no half model, --overwrite no stale file
     with staged_folder(output, "--output", args.overwrite, protected, hint=OVERWRITE_HINT) as folder:
         model.save(os.fspath(folder))
