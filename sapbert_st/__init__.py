@@ -13,18 +13,22 @@ Subpackages: :mod:`sapbert_st.data` (loaders), :mod:`sapbert_st.linking`
 :mod:`sapbert_st.adapters` (needs ``pip install "sapbert-st[adapters]"``).
 """
 
-from sapbert_st.evaluation import EntityLinkingEvaluator
-from sapbert_st.linking import DictionaryIndex
-from sapbert_st.losses import OnlineMiningMSLoss, OnlineMiningMultiSimilarityLoss
-from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH, load_sapbert
-from sapbert_st.model_card import SapBertModelCardData, use_sapbert_model_card
-from sapbert_st.training import (
-    PAPER_BATCH_SIZE,
-    paper_fit_kwargs,
-    paper_training_args,
-    train_sapbert,
-)
-from sapbert_st.warm_start import warm_start_cls
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
+    from sapbert_st.evaluation import EntityLinkingEvaluator
+    from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.losses import OnlineMiningMSLoss, OnlineMiningMultiSimilarityLoss
+    from sapbert_st.model import DEFAULT_MAX_SEQ_LENGTH, load_sapbert
+    from sapbert_st.model_card import SapBertModelCardData, use_sapbert_model_card
+    from sapbert_st.training import (
+        PAPER_BATCH_SIZE,
+        paper_fit_kwargs,
+        paper_training_args,
+        train_sapbert,
+    )
+    from sapbert_st.warm_start import warm_start_cls
 
 __version__ = "0.1.0"
 
@@ -44,3 +48,35 @@ __all__ = [
     "use_sapbert_model_card",
     "warm_start_cls",
 ]
+
+#: Where each public name is defined. They are imported on first use (PEP 562), so that
+#: ``import sapbert_st.cli`` (``sapbert-st --help``) does not load torch and
+#: sentence-transformers; ``from sapbert_st import load_sapbert`` works as before.
+_EXPORTS = {
+    "DEFAULT_MAX_SEQ_LENGTH": "sapbert_st.model",
+    "PAPER_BATCH_SIZE": "sapbert_st.training",
+    "DictionaryIndex": "sapbert_st.linking",
+    "EntityLinkingEvaluator": "sapbert_st.evaluation",
+    "OnlineMiningMSLoss": "sapbert_st.losses",
+    "OnlineMiningMultiSimilarityLoss": "sapbert_st.losses",
+    "SapBertModelCardData": "sapbert_st.model_card",
+    "load_sapbert": "sapbert_st.model",
+    "paper_fit_kwargs": "sapbert_st.training",
+    "paper_training_args": "sapbert_st.training",
+    "train_sapbert": "sapbert_st.training",
+    "use_sapbert_model_card": "sapbert_st.model_card",
+    "warm_start_cls": "sapbert_st.warm_start",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

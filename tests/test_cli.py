@@ -594,6 +594,196 @@ def test_python_dash_m_and_the_console_script_are_the_same_main():
     assert entry.load() is main
 
 
+# -- issue 17, item 5: `sapbert-st --help` imports nothing heavy --------------------------------
+HEAVY_MODULES = ("torch", "sentence_transformers", "datasets", "transformers", "faiss")
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    code = ("import sys; import sapbert_st.cli as c; c.build_parser(); "
+            f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_package_exports_load_on_first_use():
+    code = """if True:
+        import sys, json
+        import sapbert_st, sapbert_st.data
+        before = sorted(m for m in HEAVY if m in sys.modules)
+        from sapbert_st import load_sapbert, DictionaryIndex
+        from sapbert_st.data import BENCHMARK_NAMES, load_medic
+        from sapbert_st.data.benchmarks import BENCHMARK_NAMES as again
+        missing = [n for n in sapbert_st.__all__ if not hasattr(sapbert_st, n)]
+        missing += [n for n in sapbert_st.data.__all__ if not hasattr(sapbert_st.data, n)]
+        try:
+            sapbert_st.no_such_name
+        except AttributeError as exc:
+            error = str(exc)
+        print(json.dumps({"before": before, "missing": missing, "error": error,
+                          "same": BENCHMARK_NAMES is again,
+                          "listed": set(sapbert_st.__all__) <= set(dir(sapbert_st)),
+                          "model": load_sapbert.__module__}))
+    """.replace("HEAVY", repr(HEAVY_MODULES))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found == {"before": [], "missing": [], "error": found["error"], "same": True,
+                     "listed": True, "model": "sapbert_st.model"}
+    assert "no_such_name" in found["error"]
+
+
+# -- issue 17, item 5: link streams its input in chunks ---------------------------------------
+class LineStream:
+    """A stdin whose bytes arrive line by line; records what stdout held before each line."""
+
+    def __init__(self, lines: list[str], stdout: io.StringIO):
+        self.stdout = stdout
+        self.rows_before = []  # stdout lines written before line i was read
+        self.buffer = self._lines(lines)
+
+    def _lines(self, lines):
+        for line in lines:
+            self.rows_before.append(self.stdout.getvalue().count("\n"))
+            yield line.encode("utf-8")
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("output_format", ["tsv", "json", "jsonl"])
+def test_link_writes_each_chunk_before_reading_the_next(built_index, capsys, monkeypatch,
+                                                        output_format):
+    mentions = ["fits", "heart attack", "fever", "cough", "rash", "nausea", "anemia"]
+    code, expected, err = run(["link", "--index", built_index, "-k", 1, "-q", "--format",
+                               output_format, *mentions], capsys)
+    assert code == 0, err
+    monkeypatch.setattr("sapbert_st.cli.mentions.CHUNK_SIZE", 2)
+    searched = []
+    from sapbert_st.linking import DictionaryIndex
+
+    original = DictionaryIndex.search
+
+    def spy(self, queries, *args, **kwargs):
+        searched.append(list(queries))
+        return original(self, queries, *args, **kwargs)
+
+    monkeypatch.setattr(DictionaryIndex, "search", spy)
+    out = io.StringIO()
+    stdin = LineStream([f"{m}\n" for m in mentions[:3]] + ["\n", " \n"]
+                       + [f"{m}\n" for m in mentions[3:]], out)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["link", "--index", str(built_index), "-k", "1", "-q", "--format",
+                 output_format]) == 0
+    assert out.getvalue() == expected  # the same output as one chunk
+    assert searched == [mentions[0:2], mentions[2:4], mentions[4:6], mentions[6:]]
+    if output_format == "jsonl":  # one line per mention: each chunk is out before the next
+        assert stdin.rows_before == [0, 0, 2, 2, 2, 2, 4, 4, 6]
+
+
+def test_link_chunked_tsv_rows_precede_the_rest_of_the_input(built_index, monkeypatch, capsys):
+    monkeypatch.setattr("sapbert_st.cli.mentions.CHUNK_SIZE", 3)
+    out = io.StringIO()
+    stdin = LineStream(["fits\n"] * 7, out)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["link", "--index", str(built_index), "-k", "2", "-q"]) == 0
+    # the header and 2 rows per mention of each chunk of 3 are written before line 4 and 7
+    assert stdin.rows_before == [0, 0, 0, 7, 7, 7, 13]
+    assert len(parse_tsv(out.getvalue())) == 14
+
+
+def test_link_error_in_a_later_chunk_names_the_line(built_index, monkeypatch, capsys):
+    monkeypatch.setattr("sapbert_st.cli.mentions.CHUNK_SIZE", 2)
+    data = b"fits\nfever\ncough\nbad \xff byte\n"
+    code, out, err = run(["link", "--index", built_index, "-k", 1, "-q"], capsys, stdin=data,
+                         monkeypatch=monkeypatch)
+    assert code == 2
+    assert [r["mention"] for r in parse_tsv(out)] == ["fits", "fever"]  # the first chunk
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("sapbert-st link: error: stdin, line 4: "), line
+
+
+def test_link_shows_a_progress_bar_of_mentions_unless_quiet(built_index, capsys, monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.name, self.off, self.updates = kwargs.get("desc"), kwargs.get("disable"), []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    monkeypatch.setattr("sapbert_st.cli.mentions.CHUNK_SIZE", 2)
+    mentions = ["fits", "fever", "cough", "rash", "nausea"]
+    code, _, err = run(["link", "--index", built_index, "-k", 1, *mentions], capsys)
+    assert code == 0, err
+    (bar,) = [b for b in bars if b.name == "Linking"]
+    assert bar.updates == [2, 2, 1] and not bar.off and "Linking" in err
+    bars.clear()
+    code, _, err = run(["link", "--index", built_index, "-k", 1, "-q", *mentions], capsys)
+    assert code == 0 and err == ""
+    assert bars and all(b.off for b in bars)
+
+
+def test_link_writer_chunks_give_the_all_at_once_text():
+    from sapbert_st.cli.link_formats import LinkWriter, write_links
+
+    mentions = ["a", "b\u2028c", "d\te", "f"]
+    hits = [[{"cui": f"C{i}{j}", "name": f"n\n{i}{j}", "score": 0.5 - j / 10}
+             for j in range(2)] for i in range(4)]
+    for output_format in ("tsv", "json", "jsonl"):
+        whole = io.StringIO()
+        write_links(whole, mentions, hits, output_format)
+        chunked = io.StringIO()
+        writer = LinkWriter(chunked, output_format)
+        for start in range(0, 4, 3):
+            writer.write(mentions[start:start + 3], hits[start:start + 3])
+        writer.close()
+        assert chunked.getvalue() == whole.getvalue(), output_format
+        if output_format == "json":  # the text json.dumps gives for the whole array
+            records = json.loads(whole.getvalue())
+            assert whole.getvalue() == json.dumps(records, ensure_ascii=False, indent=1) + "\n"
+            assert [r["mention"] for r in records] == mentions
+
+
+def test_link_streams_a_real_pipe(built_index):
+    """A real stdin pipe kept open: the first chunk's links arrive before the input ends."""
+    import queue
+    import threading
+
+    from sapbert_st.cli.mentions import CHUNK_SIZE
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "sapbert_st.cli", "link", "--index",
+                                str(built_index), "-q", "-k", "1"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
+    try:
+        process.stdin.write(b"fits\n" * CHUNK_SIZE)
+        process.stdin.flush()
+        got = [lines.get(timeout=240) for _ in range(1 + CHUNK_SIZE)]  # the input is open
+        assert got[0] == b"mention\trank\tcui\tname\tscore\n"
+        assert all(line.startswith(b"fits\t1\t") for line in got[1:])
+        process.stdin.write(b"fever\n")
+        process.stdin.close()
+        assert process.wait(timeout=240) == 0, process.stderr.read()
+        assert lines.get(timeout=60).startswith(b"fever\t1\t")
+    finally:
+        process.kill()
+        process.wait()
+
+
 # -- similarity: the model's own by default; evaluate --index ----------------------------------
 @pytest.fixture
 def cosine_model(tiny_bert_path, tmp_path):
@@ -720,3 +910,10 @@ def test_evaluate_index_errors(argv, words, built_index, data_dir, tmp_path, cap
     assert line.startswith("sapbert-st evaluate: error:")
     for word in words:
         assert word in line, (word, line)
+
+
+def test_link_help_states_the_chunk_size(capsys):
+    from sapbert_st.cli.mentions import CHUNK_SIZE
+
+    code, out, _ = run(["link", "--help"], capsys)
+    assert code == 0 and f"linked {CHUNK_SIZE:,} mentions at a time" in " ".join(out.split())

@@ -48,7 +48,7 @@ def _require_data_dir(args: argparse.Namespace, argument: str, spec: str) -> Pat
 
 
 def check_benchmark_name(name: str, argument: str) -> str:
-    from sapbert_st.data.benchmarks import BENCHMARK_NAMES
+    from sapbert_st.data.benchmark_names import BENCHMARK_NAMES
 
     if name not in BENCHMARK_NAMES:
         raise UsageError(f"{argument}: unknown benchmark {name!r}; expected one of "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
+from sapbert_st.data.benchmark_names import BENCHMARK_NAMES
 from sapbert_st.data.queries import (  # noqa: F401  (re-exported: the schema's old home)
     CUILESS_IDS,
     QUERY_FEATURES,
@@ -63,18 +64,6 @@ class LinkingBenchmark:
                 f"queries={len(self.queries)}, dictionary={size}, "
                 f"dictionary_note={self.dictionary_note!r})")
 
-
-BENCHMARK_NAMES = (
-    "ncbi-disease",
-    "bc5cdr-disease",
-    "bc5cdr-chemical",
-    "medmentions",
-    "askapatient",
-    "cometa-stratified-general",
-    "cometa-zeroshot-general",
-    "cometa-stratified-specific",
-    "cometa-zeroshot-specific",
-)
 
 _OPTIONS = {
     "ncbi-disease": {"filter_composite", "filter_duplicate"},

@@ -26,7 +26,7 @@ import gzip
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -204,52 +204,78 @@ def iter_lines(
             rows in any of the supported formats).
     """
     encodings = _check_encodings(encodings)
+    with open_binary(path) as handle:
+        yield from iter_stream_lines(handle, path, encodings, skip_blank)
+
+
+def iter_stream_lines(
+    stream: Iterable[bytes],
+    where: PathLike,
+    encodings: Sequence[str] = ("utf-8",),
+    skip_blank: bool = True,
+    warn_unterminated: bool = True,
+) -> Iterator[tuple[int, str]]:
+    """:func:`iter_lines` over an open binary stream (``sys.stdin.buffer``, a pipe, a socket).
+
+    The same splitting, decoding and errors as :func:`iter_lines`, one line at a time as
+    the stream delivers them: nothing is read ahead, so a consumer can act on the first
+    lines before the last ones exist. The stream is not closed.
+
+    Args:
+        stream: A binary file object, or any iterable of ``bytes`` that each end with (at
+            most one) ``\\n``, as iterating a binary file gives. Not decompressed: pass
+            a :class:`gzip.GzipFile` for gzip data.
+        where: What errors and warnings call the stream (e.g. ``"stdin"``):
+            ``{where}:{lineno}: ...``.
+        warn_unterminated: Warn when the last line has no line terminator (normal for
+            ``printf`` or ``echo -n`` on a pipe: pass ``False`` there).
+    """
+    encodings = _check_encodings(encodings)
     first_encoding = encodings[0]
     lineno = 0
     offset = 0  # byte offset of the current raw line in the (decompressed) file
     ended = True
     text = ""
-    with open_binary(path) as handle:
-        try:
-            for raw in handle:
-                start = offset
-                offset += len(raw)
-                if lineno == 0:
-                    raw, dropped = _strip_leading_boms(path, raw)
-                    start += dropped
-                if 13 in raw or 0 in raw or 0xEF in raw:  # int tests: much faster than b"\r" in raw
-                    # the slow path: CR or CRLF endings, a NUL, a BOM (or another U+Fxxx)
-                    if raw.endswith(b"\n"):
-                        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-                    elif raw.endswith(b"\r"):
-                        raw = raw[:-1]
-                    else:
-                        ended = False
-                    for piece in raw.split(b"\r"):
-                        lineno += 1
-                        text = _decode(path, lineno, start, piece, encodings)
-                        start += len(piece) + 1
-                        if skip_blank and (not text or text.isspace()):
-                            continue
-                        yield lineno, text
-                    continue
+    try:
+        for raw in stream:
+            start = offset
+            offset += len(raw)
+            if lineno == 0:
+                raw, dropped = _strip_leading_boms(where, raw)
+                start += dropped
+            if 13 in raw or 0 in raw or 0xEF in raw:  # int tests: much faster than b"\r" in raw
+                # the slow path: CR or CRLF endings, a NUL, a BOM (or another U+Fxxx)
                 if raw.endswith(b"\n"):
+                    raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+                elif raw.endswith(b"\r"):
                     raw = raw[:-1]
                 else:
                     ended = False
-                lineno += 1
-                try:
-                    text = raw.decode(first_encoding)
-                except UnicodeDecodeError:
-                    text = _decode(path, lineno, start, raw, encodings)
-                if skip_blank and (not text or text.isspace()):
-                    continue
-                yield lineno, text
-        except _GZIP_ERRORS as exc:
-            raise _gzip_error(path, lineno, exc) from exc
-    if not ended and text.strip():
+                for piece in raw.split(b"\r"):
+                    lineno += 1
+                    text = _decode(where, lineno, start, piece, encodings)
+                    start += len(piece) + 1
+                    if skip_blank and (not text or text.isspace()):
+                        continue
+                    yield lineno, text
+                continue
+            if raw.endswith(b"\n"):
+                raw = raw[:-1]
+            else:
+                ended = False
+            lineno += 1
+            try:
+                text = raw.decode(first_encoding)
+            except UnicodeDecodeError:
+                text = _decode(where, lineno, start, raw, encodings)
+            if skip_blank and (not text or text.isspace()):
+                continue
+            yield lineno, text
+    except _GZIP_ERRORS as exc:
+        raise _gzip_error(where, lineno, exc) from exc
+    if warn_unterminated and not ended and text.strip():
         logger.warning("%s: no line terminator at the end of the file; check that the last "
-                       "line (line %d) is complete: %r", path, lineno, text[-80:])
+                       "line (line %d) is complete: %r", where, lineno, text[-80:])
 
 
 def read_text(path: PathLike, encoding: str = "utf-8") -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -167,6 +167,52 @@ def _truncate(array, limit: int | None):
     return pc.if_else(long, pc.utf8_slice_codeunits(array, 0, limit), array)
 
 
+class _BatchProgress:
+    """Advances ``bar`` by the rows of every batch ``model.encode`` runs, not per chunk.
+
+    sentence-transformers calls the model (``model(features)``) once per batch, so a forward
+    hook on it sees each batch as it is done; the bar counts its rows. :meth:`end_chunk`
+    settles the chunk's count exactly, so a model without the hook (not a torch module, or
+    a backend that does not go through ``__call__``) still advances once per chunk.
+    """
+
+    def __init__(self, model, bar):
+        self.bar = bar
+        self.left = 0  # rows of the current chunk not counted yet
+        register = getattr(model, "register_forward_hook", None)
+        self.handle = register(self._hook) if callable(register) and not bar.disable else None
+
+    def _hook(self, module, inputs, output) -> None:
+        rows = _batch_rows(inputs[0] if inputs else None)
+        step = min(rows, self.left)
+        if step:
+            self.left -= step
+            self.bar.update(step)
+
+    def start_chunk(self, rows: int) -> None:
+        self.left = rows
+
+    def end_chunk(self) -> None:
+        if self.left:
+            self.bar.update(self.left)
+            self.left = 0
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def _batch_rows(features) -> int:
+    """The batch size of a sentence-transformers feature dict (0 when it cannot tell)."""
+    if isinstance(features, Mapping):  # a dict, or the tokenizer's BatchEncoding
+        for key in ("attention_mask", "input_ids"):
+            shape = getattr(features.get(key), "shape", None)
+            if shape:
+                return int(shape[0])
+    return 0
+
+
 def encode_texts(
     model: SentenceTransformer,
     texts: Sequence[str],
@@ -188,6 +234,7 @@ def encode_texts(
     ``torch.autocast``: about 2x faster on CPUs with bf16 instructions and on GPUs, with
     embeddings that differ from float32 in the third significant digit (``normalize`` is
     then applied in float32). ``batch_size`` defaults to :func:`default_encode_batch_size`.
+    The progress bar counts distinct strings and advances after every batch.
     """
     import contextlib
 
@@ -222,24 +269,29 @@ def encode_texts(
     full_precision = compute_dtype == "float32"
     bar = tqdm(total=len(unique), desc="Encoding names", unit="name",
                disable=not _progress(show_progress_bar))
-    for start in range(0, len(unique), chunk_size):
-        chunk = unique.slice(start, chunk_size).to_pylist()
-        precision = (contextlib.nullcontext() if full_precision else
-                     torch.autocast(device_type=model.device.type,
-                                    dtype=getattr(torch, compute_dtype)))
-        with precision:  # a tensor in reduced precision: numpy has no bfloat16
-            embeddings = model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
-                                      convert_to_numpy=full_precision,
-                                      convert_to_tensor=not full_precision,
-                                      normalize_embeddings=normalize and full_precision)
-        if isinstance(embeddings, torch.Tensor):
-            embeddings = embeddings.float()
-            if normalize:
-                embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
-            embeddings = embeddings.cpu().numpy()
-        target[start:start + len(chunk)] = embeddings
-        bar.update(len(chunk))
-    bar.close()
+    progress = _BatchProgress(model, bar)
+    try:
+        for start in range(0, len(unique), chunk_size):
+            chunk = unique.slice(start, chunk_size).to_pylist()
+            precision = (contextlib.nullcontext() if full_precision else
+                         torch.autocast(device_type=model.device.type,
+                                        dtype=getattr(torch, compute_dtype)))
+            progress.start_chunk(len(chunk))
+            with precision:  # a tensor in reduced precision: numpy has no bfloat16
+                embeddings = model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                          convert_to_numpy=full_precision,
+                                          convert_to_tensor=not full_precision,
+                                          normalize_embeddings=normalize and full_precision)
+            progress.end_chunk()
+            if isinstance(embeddings, torch.Tensor):
+                embeddings = embeddings.float()
+                if normalize:
+                    embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+                embeddings = embeddings.cpu().numpy()
+            target[start:start + len(chunk)] = embeddings
+    finally:
+        progress.remove()
+        bar.close()
     if buffer is not None:
         for start in range(0, n, chunk_size):
             out[start:start + chunk_size] = buffer[rows[start:start + chunk_size]]

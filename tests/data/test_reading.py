@@ -11,6 +11,7 @@ from sapbert_st.data.reading import (
     DataFormatError,
     as_names,
     iter_lines,
+    iter_stream_lines,
     read_text,
     require_files,
     require_nonempty,
@@ -129,3 +130,34 @@ def test_paths_and_name_arguments_are_checked(tmp_path):
     assert as_names(["a", "b"], "splits") == ("a", "b")
     with pytest.raises(TypeError, match="splits: expected a string or a non-empty collection"):
         as_names([], "splits")
+
+
+def test_iter_stream_lines_splits_and_fails_like_iter_lines(tmp_path, caplog):
+    data = b"\xef\xbb\xbfa\r\nb\rc\xe2\x80\xa8d\n\n e \nlast"
+    path = tmp_path / "lines.txt"
+    path.write_bytes(data)
+    expected = list(iter_lines(path, skip_blank=False))
+    assert expected == [(1, "a"), (2, "b"), (3, "c\u2028d"), (4, ""), (5, " e "), (6, "last")]
+    *pieces, last = data.split(b"\n")
+    stream = [piece + b"\n" for piece in pieces] + [last]  # as iterating a pipe gives them
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert list(iter_stream_lines(stream, "stdin", skip_blank=False,
+                                      warn_unterminated=False)) == expected
+    assert not caplog.records
+    with pytest.raises(DataFormatError, match=r"^stdin:2: bytes that are not utf-8 at byte "
+                                              r"offset 9"):
+        list(iter_stream_lines([b"fine\n", b"bad \xff\n"], "stdin"))
+
+
+def test_iter_stream_lines_reads_no_further_than_asked():
+    read = []
+
+    def pipe():
+        for i in range(5):
+            read.append(i)
+            yield f"line {i}\n".encode()
+
+    lines = iter_stream_lines(pipe(), "stdin")
+    assert next(lines) == (1, "line 0") and read == [0]
+    assert next(lines) == (2, "line 1") and read == [0, 1]

@@ -84,3 +84,50 @@ def test_texts_must_be_a_list_of_strings(tiny_model):
         encode_texts(tiny_model, ["flu", 3])
     with pytest.raises(TypeError, match="model: expected a SentenceTransformer"):
         encode_texts(None, ["flu"])
+
+
+# -- issue 17, item 5: the bar advances per batch, not per 65,536-name chunk --------------------
+@pytest.fixture
+def bar_updates(monkeypatch):
+    """The ``update(n)`` calls of every tqdm bar ``encode_texts`` opens."""
+    import tqdm.auto
+
+    updates = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    return updates
+
+
+def test_progress_bar_advances_per_batch(tiny_model, bar_updates):
+    names = [f"name {i}" for i in range(10)]
+    embeddings = encode_texts(tiny_model, names, batch_size=3, show_progress_bar=True)
+    assert bar_updates == [3, 3, 3, 1]  # one update per batch of 3, not one of 10
+    np.testing.assert_array_equal(embeddings, encode_texts(tiny_model, names, batch_size=3,
+                                                           show_progress_bar=False))
+
+
+def test_progress_bar_per_batch_across_chunks_and_duplicates(tiny_model, bar_updates):
+    names = [f"name {i % 7}" for i in range(20)]  # 7 distinct strings, encoded once each
+    encode_texts(tiny_model, names, batch_size=2, chunk_size=4, show_progress_bar=True)
+    assert bar_updates == [2, 2, 2, 1]  # chunks of 4 and 3 distinct strings, batches of 2
+
+
+def test_index_build_progress_bar_advances_per_batch(tiny_model, bar_updates):
+    names = [f"name {i}" for i in range(9)]
+    DictionaryIndex.build(tiny_model, names, [f"C{i}" for i in range(9)], batch_size=4,
+                          show_progress_bar=True)
+    assert bar_updates[:3] == [4, 4, 1]
+
+
+def test_progress_bar_without_forward_hooks_still_counts_every_name(tiny_model, bar_updates,
+                                                                      monkeypatch):
+    """A model that is not a torch module (no hooks) advances once per chunk, to the total."""
+    monkeypatch.setattr(tiny_model, "register_forward_hook", None)
+    encode_texts(tiny_model, [f"name {i}" for i in range(10)], batch_size=3, chunk_size=6,
+                 show_progress_bar=True)
+    assert bar_updates == [6, 4]

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
-    from sapbert_st.data.benchmarks import BENCHMARK_NAMES
+    from sapbert_st.data.benchmark_names import BENCHMARK_NAMES
 
     p = sub.add_parser(
         "evaluate", formatter_class=HelpFormatter,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from sapbert_st.cli.arguments import (
@@ -15,8 +17,8 @@ from sapbert_st.cli.arguments import (
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.link_formats import write_links
-from sapbert_st.cli.mentions import read_mentions
+from sapbert_st.cli.link_formats import LINK_FORMATS, LinkWriter
+from sapbert_st.cli.mentions import mention_chunks
 from sapbert_st.cli.models import (
     check_index_similarity,
     load_index,
@@ -37,6 +39,8 @@ def add_parser(sub) -> None:
             stdin) or from stdin. A file and stdin are read alike: UTF-8, one mention per
             line, lines ending at LF, CRLF or CR only (a mention may contain U+2028, U+0085
             or a form feed); surrounding whitespace is stripped, blank lines skipped.
+            Input is linked 4,096 mentions at a time: memory stays bounded however long it
+            is, and each chunk's links are on stdout before the next chunk is read.
 
             Output on stdout: TSV with a header (mention, rank, cui, name, score), a JSON
             array, or JSON lines. TSV fields are escaped as in PostgreSQL's text format: a
@@ -59,7 +63,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", default=os.environ.get("SAPBERT_ST_DATA"),
                    help="benchmark data folder (for --dictionary benchmark:NAME)")
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="candidates per mention")
-    p.add_argument("--format", choices=("tsv", "json", "jsonl"), default="tsv",
+    p.add_argument("--format", choices=LINK_FORMATS, default="tsv",
                    help="output format")
     add_similarity_option(p, index=True)
     add_common_options(p)
@@ -89,7 +93,8 @@ def cmd_link(args: argparse.Namespace) -> int:
                 args.max_seq_length = meta["max_seq_length"]
     if args.max_seq_length is None:
         args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH
-    mentions = read_mentions(args)
+    chunks = mention_chunks(args)
+    first = next(chunks)  # an empty input or a bad first line fails before the model loads
     model = load_model(model_path, args, model_argument, hint)
     if folder is not None:
         index = load_index(folder, model)
@@ -99,7 +104,25 @@ def cmd_link(args: argparse.Namespace) -> int:
         dictionary = load_dictionary_source(args.dictionary, args)
         index = DictionaryIndex.build(model, dictionary, similarity=similarity,
                                       batch_size=args.batch_size)
-    hits = index.search(mentions, k=args.k, batch_size=args.batch_size)
-    write_links(sys.stdout, mentions, hits, args.format)
-    sys.stdout.flush()
+    _link_chunks(index, itertools.chain([first], chunks), args)
     return 0
+
+
+def _link_chunks(index, chunks: Iterable[list[str]], args: argparse.Namespace) -> None:
+    """Search and write chunk by chunk: memory stays bounded by one chunk, and the links
+    of each chunk are on stdout (flushed) before the next one is read."""
+    from tqdm.auto import tqdm
+
+    from sapbert_st.progress import resolve_show_progress_bar
+
+    writer = LinkWriter(sys.stdout, args.format)
+    with tqdm(desc="Linking", unit=" mentions", file=sys.stderr,
+              disable=not resolve_show_progress_bar(None)) as bar:
+        for mentions in chunks:
+            hits = index.search(mentions, k=args.k, batch_size=args.batch_size,
+                                show_progress_bar=False)
+            writer.write(mentions, hits)
+            sys.stdout.flush()
+            bar.update(len(mentions))
+    writer.close()
+    sys.stdout.flush()
