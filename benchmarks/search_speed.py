@@ -17,7 +17,10 @@ the float32 methods may order near-ties differently, so their agreement is repor
 fraction.
 
 Usage:
-    python benchmarks/search_speed.py --sizes 73024 400000 1000000 --dim 768
+    python benchmarks/search_speed.py --sizes 73024 400000 1000000 --dim 768 [--output FILE.json]
+
+The JSON result goes to ``--output`` (default: a temporary folder, never the committed
+``benchmarks/results/search_speed.json``; pass that path to update it).
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from measure import fastest, machine
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: Where the JSON result goes without ``--output``: outside the repository, so that a trial
+#: run never overwrites the committed ``benchmarks/results/search_speed.json``.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "search_speed.json"
 
 
 def reference_one(query, dictionary, k):
@@ -99,6 +105,9 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="runs per method; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="JSON result file (default: %(default)s; pass "
+                             "benchmarks/results/search_speed.json to update the committed result)")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
@@ -110,8 +119,9 @@ def main(argv=None):
     result = {"name": "search_speed",
               "command": " ".join(["python"] + [shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])]),
               "machine": machine(), "results": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search_speed.json").write_text(json.dumps(result, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.output}")
     print(f"\n| names x {args.dim} | {args.queries} queries: reference (1 at a time, full sort) | "
           f"numpy batched | DictionaryIndex (exact) | speed-up vs reference | vs numpy batched |")
     print("|---|---|---|---|---|---|")

