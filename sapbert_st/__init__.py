@@ -3,9 +3,10 @@ for sentence-transformers.
 
 Quick start::
 
-    from sapbert_st import load_sapbert, OnlineMiningMSLoss
+    from sapbert_st import load_sapbert, OnlineMiningMSLoss, paper_fit_kwargs
     model = load_sapbert("path/or/hub-id")                  # Transformer + [CLS] pooling
-    model.fit(train_objectives=[(loader, OnlineMiningMSLoss(model))])
+    model.fit(train_objectives=[(loader, OnlineMiningMSLoss(model))],
+              **paper_fit_kwargs(model.device))             # the paper's optimiser, no warm-up
     embeddings = model.encode(["heart attack", "myocardial infarction"])
 
 Subpackages: :mod:`sapbert_st.data` (loaders), :mod:`sapbert_st.linking`

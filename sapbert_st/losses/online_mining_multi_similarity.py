@@ -116,13 +116,14 @@ class OnlineMiningMultiSimilarityLoss(nn.Module):
 
             from torch.utils.data import DataLoader
             from sentence_transformers import InputExample
-            from sapbert_st import OnlineMiningMSLoss, load_sapbert
+            from sapbert_st import OnlineMiningMSLoss, load_sapbert, paper_fit_kwargs
 
             model = load_sapbert("bert-base-uncased")
             examples = [InputExample(texts=["heart attack", "myocardial infarction"], label=0),
                         InputExample(texts=["flu", "influenza"], label=1)]
             loader = DataLoader(examples, batch_size=256, shuffle=True)
-            model.fit(train_objectives=[(loader, OnlineMiningMSLoss(model))], epochs=1)
+            model.fit(train_objectives=[(loader, OnlineMiningMSLoss(model))],
+                      **paper_fit_kwargs(model.device))  # without: a 10,000-step warm-up
     """
 
     def __init__(
