@@ -16,7 +16,7 @@ Two baselines that users pick instead of a trained encoder:
 
 Both expose the three methods :class:`~sapbert_st.evaluation.EntityLinkingEvaluator`
 calls on a :class:`~sapbert_st.linking.DictionaryIndex` (``encode_mentions``,
-``search_rows``, ``_id_list``), and :func:`evaluate_with_index` runs the evaluator's own
+``search_rows``, ``id_list``), and :func:`evaluate_with_index` runs the evaluator's own
 ``compute_metrics`` with such an index in place of the one it would build. The composite
 splitting, the gold matching and acc@k are therefore the evaluator's code, not a copy.
 """
@@ -61,7 +61,7 @@ class _IndexLike:
         if len(self.names_list) != len(self.cuis):
             raise ValueError(f"names: {len(self.names_list)} names but {len(self.cuis)} cuis")
 
-    def _id_list(self) -> list[str]:
+    def id_list(self) -> list[str]:
         return self.cuis
 
     def __len__(self) -> int:
@@ -143,8 +143,8 @@ class PrecomputedDenseIndex(_IndexLike):
         self.index = index
         self.mention_lookup = mention_lookup
 
-    def _id_list(self) -> list[str]:
-        return self.index._id_list()
+    def id_list(self) -> list[str]:
+        return self.index.id_list()
 
     def __len__(self) -> int:
         return len(self.index)

@@ -92,3 +92,14 @@ def test_no_import_cycles_in_sapbert_st():
              for source, targets in graph.items()}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_module_imports_private_names_of_another():
+    """Modules share public functions only (the evaluator used ``_progress`` of the index)."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sapbert_st"):
+                offenders += [f"{module_name(path)}: {node.module}.{alias.name}"
+                              for alias in node.names if alias.name.startswith("_")]
+    assert not offenders, offenders

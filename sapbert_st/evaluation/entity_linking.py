@@ -272,7 +272,7 @@ class EntityLinkingEvaluator(SentenceEvaluator):
                                            **encode_kwargs)
         top = max(self.accuracy_at_k)
         rows, scores = index.search_rows(embeddings, top)
-        ids = index._id_list()
+        ids = index.id_list()
         row_ids: dict[int, set[str]] = {}
 
         def ids_of(row: int) -> set[str]:

@@ -33,7 +33,6 @@ from sapbert_st.linking.encoding import (
     COMPUTE_DTYPES,
     PROBE_TEXTS,
     IndexMismatchError,
-    _progress,
     check_compute_dtype,
     check_fingerprint,
     check_model,
@@ -52,6 +51,7 @@ from sapbert_st.linking.index_folder import (
     read_index_folder,
     write_index_folder,
 )
+from sapbert_st.progress import resolve_show_progress_bar
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -368,7 +368,7 @@ class DictionaryIndex:
             faiss_index = approximate.new_faiss_index(factory, dim)
             approximate.train_and_add(faiss_index, embeddings, factory, train_size=train_size,
                                       chunk_size=chunk_size, seed=seed,
-                                      progress=_progress(show_progress_bar))
+                                      progress=resolve_show_progress_bar(show_progress_bar, logger))
             approximate.set_search_params(faiss_index, nprobe, ef_search)
             config.update(factory=factory, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
                           rerank_factor=rerank_factor, train_size=train_size)
@@ -418,7 +418,8 @@ class DictionaryIndex:
                 f"similarity={self.similarity!r}, index_type={self.index_type!r}, "
                 f"dtype={self.config.get('dtype')!r}, model={model!r})")
 
-    def _id_list(self) -> list[str]:
+    def id_list(self) -> list[str]:
+        """The concept id of every row, as a Python list (computed once, then cached)."""
         if self._ids_list is None:
             self._ids_list = self.ids.to_pylist()
         return self._ids_list
@@ -492,10 +493,10 @@ class DictionaryIndex:
         queries = self._check_queries(query_embeddings)
         k = check_positive_int(k, "k")
         results: list[list[dict[str, Any]]] = []
-        ids = self._id_list()
+        ids = self.id_list()
         starts = range(0, len(queries), query_batch_size)
         for start in tqdm(starts, desc="Searching", unit="batch",
-                          disable=not _progress(show_progress_bar) or len(starts) < 2):
+                          disable=not resolve_show_progress_bar(show_progress_bar, logger) or len(starts) < 2):
             block = queries[start:start + query_batch_size]
             if distinct:
                 rows, scores = self._search_distinct(block, k, ids)
