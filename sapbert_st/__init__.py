@@ -14,8 +14,9 @@ Subpackages: :mod:`sapbert_st.data` (loaders), :mod:`sapbert_st.linking`
 :mod:`sapbert_st.adapters` (needs ``pip install "sapbert-st[adapters]"``).
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from sapbert_st.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from sapbert_st.evaluation import EntityLinkingEvaluator
@@ -70,14 +71,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -4,8 +4,9 @@ Column names are the same everywhere: pairs ``name1, name2, label, cui``; dictio
 ``cui, name``; queries ``mention, cuis, gold`` (+ ``doc_id`` where the format has one).
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from sapbert_st.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from sapbert_st.data.askapatient import (
@@ -116,14 +117,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
