@@ -32,6 +32,17 @@ def assert_located(exc: BaseException, path, lineno: int, line: str) -> None:
     assert repr(line)[1:-1] in message, message
 
 
+@pytest.fixture
+def one_faiss_thread():
+    """faiss's OpenMP threads spin on a busy 2-core machine: 1 thread is faster here."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return data_dir_or_fail()

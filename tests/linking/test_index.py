@@ -30,15 +30,7 @@ def ids_for(n, per_concept=3):
     return [f"C{i // per_concept:06d}" for i in range(n)]
 
 
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    """faiss's OpenMP threads spin on a busy 2-core machine: 1 thread is faster here."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.fixture

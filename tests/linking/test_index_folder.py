@@ -18,15 +18,7 @@ import pytest
 from sapbert_st.linking import DictionaryIndex, IndexFolderError
 from sapbert_st.linking.index_folder import FORMAT_VERSION
 
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def vectors(n=500, dim=8, seed=0):
