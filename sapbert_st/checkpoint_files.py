@@ -132,13 +132,18 @@ def check_json_files(folder: str | os.PathLike, names: tuple[str, ...] = JSON_FI
             read_json(Path(folder, name))
 
 
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in ``chunk_size`` pieces."""
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, hasher: Any, chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes fed to ``hasher`` (a fresh ``hashlib`` object) in
+    ``chunk_size`` pieces, so a file of any size costs one chunk of memory."""
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk_size`` pieces."""
+    return file_digest(path, hashlib.sha256(), chunk_size)
 
 
 #: ``model_type`` values of decoder-only (causal) language models in transformers.

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sapbert_st.checkpoint_files import file_digest
 from sapbert_st.linking.approximate import import_faiss
 from sapbert_st.linking.dictionary import strings_digest
 from sapbert_st.linking.embeddings import (
@@ -76,11 +77,7 @@ class SavedIndex:
 
 
 def _file_digest(path: Path) -> str:
-    hasher = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_FILE_BLOCK), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
+    return file_digest(path, hashlib.blake2b(digest_size=16), _FILE_BLOCK)
 
 
 # ----------------------------------------------------------------------------- write
