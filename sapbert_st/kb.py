@@ -94,11 +94,11 @@ class KnowledgeBase(Mapping[str, Concept]):
         import json
 
         with open(path, "w", encoding="utf-8") as out:
-            for concept in self._concepts.values():
-                out.write(json.dumps({
-                    "concept_id": concept.concept_id, "canonical_name": concept.canonical_name,
-                    "aliases": list(concept.aliases), "types": list(concept.types),
-                    "definition": concept.definition}, ensure_ascii=False) + "\n")
+            out.writelines(json.dumps({
+                "concept_id": concept.concept_id, "canonical_name": concept.canonical_name,
+                "aliases": list(concept.aliases), "types": list(concept.types),
+                "definition": concept.definition}, ensure_ascii=False) + "\n"
+                for concept in self._concepts.values())
 
     @classmethod
     def read_jsonl(cls, path) -> KnowledgeBase:
@@ -114,7 +114,7 @@ class KnowledgeBase(Mapping[str, Concept]):
                 try:
                     record = json.loads(line)
                     if not isinstance(record, dict):
-                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                        raise TypeError(f"expected a JSON object, got {type(record).__name__}")
                     concepts.append(Concept(
                         concept_id=record["concept_id"],
                         canonical_name=record["canonical_name"],

@@ -11,6 +11,7 @@ an empty list (NIL) when the best score is below ``threshold``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -233,7 +234,7 @@ def _check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or (
-            threshold != threshold):
+            math.isnan(threshold)):
         raise ValueError(f"threshold: expected a number or None, got {threshold!r}")
     return float(threshold)
 
