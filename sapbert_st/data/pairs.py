@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datasets import Dataset, Features, Value
 from tqdm.auto import tqdm
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.progress import resolve_show_progress_bar
 
 logger = logging.getLogger(__name__)
@@ -282,8 +283,7 @@ class ConceptSynonyms:
         if not name:
             self.num_empty += 1
             return
-        if self.lowercase:
-            name = name.lower()
+        name = normalize_name(name, self.lowercase)
         names = self._names[self.slot(cui)]
         if name in names:
             self.num_duplicates += 1

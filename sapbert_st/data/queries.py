@@ -22,6 +22,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetInfo, Features, List, Value
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.pairs import DICTIONARY_FEATURES
 from sapbert_st.data.reading import DataFormatError, PathLike, require_nonempty
 
@@ -144,7 +145,7 @@ class QueryCollector:
         if not cuis:
             self.cuiless += 1
             return
-        self.rows["mention"].append(mention.lower() if self.lowercase else mention)
+        self.rows["mention"].append(normalize_name(mention, self.lowercase))
         self.rows["cuis"].append(cuis)
         self.rows["gold"].append(gold)
         if self.with_doc_id:
