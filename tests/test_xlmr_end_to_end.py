@@ -55,7 +55,15 @@ def build_tiny_xlmr(folder: Path, seed: int = 0, hidden_size: int = 32) -> Path:
     """Write a plain Hugging Face XLM-R folder: config, safetensors weights, tokenizer."""
     import sentencepiece as spm
     from sentencepiece import sentencepiece_model_pb2
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
     buffer = io.BytesIO()
