@@ -90,7 +90,7 @@ def load_xl_bel_file(path: PathLike, lowercase: bool = False) -> Dataset:
             raise DataFormatError(path, lineno, f"expected {n_fields} '||'-separated fields "
                                   f"('{layout}', as line 1), found {len(fields)}", line)
         gold, mention = fields[0], fields[1]
-        if gold.strip().startswith("|") or gold.strip().endswith("|"):
+        if gold.strip().startswith("|") or gold.strip().endswith("|") or mention.startswith("|"):
             raise DataFormatError(path, lineno, "a stray '|' next to the '||' separator; "
                                   "expected 'CUI||mention' with CUIs joined by single '|'", line)
         if n_fields == 3:
