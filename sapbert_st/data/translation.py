@@ -36,8 +36,9 @@ TRANSLATION_ID_PREFIX = "translation:"
 def load_translation_lexicon(path: PathLike) -> list[tuple[str, str]]:
     """Read ``(source, target)`` pairs from a MUSE dictionary or a two-column TSV.
 
-    A line with a tab must have exactly two tab-separated fields (terms may contain
-    spaces); a line without one must have exactly two space-separated words (MUSE).
+    The first line sets the layout: with a tab, every line must have exactly two
+    tab-separated fields (terms may contain spaces); without one, every line must have
+    exactly two whitespace-separated words (MUSE).
     Surrounding whitespace is stripped; an exactly repeated pair is kept once. Nothing
     is lowercased here (see :func:`translation_records`).
 
@@ -46,10 +47,13 @@ def load_translation_lexicon(path: PathLike) -> list[tuple[str, str]]:
             the file and line.
     """
     pairs: dict[tuple[str, str], None] = {}
+    tabs = None  # the layout of the first line holds for the file
     for lineno, line in iter_lines(path):
-        if "\t" in line:
+        if tabs is None:
+            tabs = "\t" in line
+        if tabs:
             fields = [f.strip() for f in line.split("\t")]
-            layout = "two tab-separated fields (source<TAB>target)"
+            layout = "two tab-separated fields (source<TAB>target, as line 1)"
         else:
             fields = line.split()
             layout = ("two space-separated words (MUSE 'source target'); use a tab between "

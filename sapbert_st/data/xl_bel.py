@@ -43,7 +43,13 @@ from pathlib import Path
 from datasets import Dataset, DatasetInfo, Features, Value
 
 from sapbert_st.data.queries import QUERY_FEATURES, QueryCollector, layout_hint, looks_like
-from sapbert_st.data.reading import DataFormatError, PathLike, iter_lines
+from sapbert_st.data.reading import (
+    DataFormatError,
+    PathLike,
+    header_problem,
+    iter_lines,
+    looks_like_header,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +96,10 @@ def load_xl_bel_file(path: PathLike, lowercase: bool = False) -> Dataset:
             raise DataFormatError(path, lineno, f"expected {n_fields} '||'-separated fields "
                                   f"('{layout}', as line 1), found {len(fields)}", line)
         gold, mention = fields[0], fields[1]
+        if looks_like_header(gold):
+            first = not collector.rows["mention"] and not collector.cuiless
+            raise DataFormatError(path, lineno, header_problem(first, "XL-BEL files have none"),
+                                  line)
         if gold.strip().startswith("|") or gold.strip().endswith("|") or mention.startswith("|"):
             raise DataFormatError(path, lineno, "a stray '|' next to the '||' separator; "
                                   "expected 'CUI||mention' with CUIs joined by single '|'", line)

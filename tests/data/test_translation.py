@@ -25,7 +25,8 @@ def test_muse_and_tsv_layouts(tmp_path):
 
 @pytest.mark.parametrize("text, lineno, words", [
     ("fever Fieber\nheart attack Herzinfarkt\n", 2, "expected two space-separated words"),
-    ("a\tb\tc\n", 1, "expected two tab-separated fields (source<TAB>target), found 3"),
+    ("a\tb\tc\n", 1, "expected two tab-separated fields (source<TAB>target, as line 1), found 3"),
+    ("a\tb\nc d\n", 2, "expected two tab-separated fields (source<TAB>target, as line 1), found 1"),
     ("a\t \n", 1, "empty source or target"),
 ])
 def test_broken_lexicons(tmp_path, text, lineno, words):
