@@ -157,9 +157,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                                similarity=similarity, write_csv=False)
             size, note = len(bench.dictionary), bench.dictionary_note
         metrics = evaluator.compute_metrics(model)
-        results[name] = {**metrics, "queries": len(queries), "dictionary_size": size,
-                         "dictionary_note": note, "split": bench.split, "similarity": similarity,
-                         "lowercase": bench.lowercase}
+        results[name] = {**metrics, "lowercase": bench.lowercase, "queries": len(queries),
+                         "dictionary_size": size,
+                         "dictionary_note": note, "split": bench.split, "similarity": similarity}
         logger.info("%s: acc@1 %.4f acc@5 %.4f", name, metrics["acc@1"], metrics["acc@5"])
     rows = [["benchmark", "queries", "acc@1", "acc@5", "dictionary"]]
     for name, r in results.items():
