@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import string
@@ -126,3 +127,86 @@ def tiny_model(tiny_bert_copy):
 
     torch.manual_seed(0)
     return load_sapbert(tiny_bert_copy, device="cpu")
+
+
+# Names in Latin, CJK, Hangul, Thai and Cyrillic scripts (cased), the tokenizer corpus of
+# the tiny XLM-R below; tests/test_xlmr_end_to_end.py trains on them.
+TINY_XLMR_CORPUS = [
+    "Heart attack", "Myocardial infarction", "Herzinfarkt", "心肌梗死", "심근경색",
+    "กล้ามเนื้อหัวใจตาย", "Инфаркт миокарда", "Fever", "Pyrexia", "Fieber", "发热", "발열", "ไข้",
+    "Лихорадка", "Diabetes mellitus", "Zuckerkrankheit", "糖尿病", "당뇨병", "เบาหวาน",
+    "Сахарный диабет", "Hypertension", "High blood pressure", "Bluthochdruck", "高血压", "고혈압",
+    "ความดันโลหิตสูง", "Гипертензия", "Cancer", "Malignant neoplasm", "Krebs", "癌症", "암",
+    "มะเร็ง", "Рак", "kuume", "sydänkohtaus", "kissa", "katt", "cat",
+]
+
+
+def build_tiny_xlmr(folder: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Write a plain Hugging Face XLM-R folder: config, safetensors weights, tokenizer.
+
+    The tokenizer is a sentencepiece unigram model trained (one thread: deterministic) on
+    :data:`TINY_XLMR_CORPUS`, in XLM-R's layout (``<s>`` 0, ``<pad>`` 1, ``</s>`` 2,
+    ``<unk>`` 3, the pieces, ``<mask>``), assembled with `tokenizers` parts as
+    transformers' own converter does, so it behaves the same on transformers 4 and 5. It
+    is cased, as XLM-R. Dropout is off, so that a few steps of training are reproducible
+    and visible.
+    """
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TINY_XLMR_CORPUS * 3), model_writer=buffer, model_type="unigram",
+        vocab_size=200, hard_vocab_limit=False, character_coverage=1.0, num_threads=1,
+        normalization_rule_name="nmt_nfkc", unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+        minloglevel=2,
+    )
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(buffer.getvalue())
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]  # fairseq's order, as XLM-R
+    vocab = ([(s, 0.0) for s in specials]
+             + [(p.piece, p.score) for p in proto.pieces if p.piece != "<unk>"] + [("<mask>", 0.0)])
+    backend = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    backend.normalizer = normalizers.Sequence([
+        normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ])
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        model_input_names=["input_ids", "attention_mask"])
+    config = XLMRobertaConfig(
+        vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=2 * hidden_size,
+        max_position_embeddings=66,  # 64 tokens + RoBERTa's padding offset of 2
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=0.3,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    model = XLMRobertaModel(config, add_pooling_layer=False)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_path(tmp_path_factory) -> Path:
+    """A plain HF XLM-R folder with a sentencepiece tokenizer (as SapBERT-XLMR is published)."""
+    return build_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"))

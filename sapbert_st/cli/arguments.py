@@ -56,6 +56,19 @@ def add_similarity_option(parser: argparse.ArgumentParser, index: bool = False) 
     parser.add_argument("--similarity", choices=("dot", "cosine"), default=None, help=help)
 
 
+def add_case_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--cased`` / ``--lowercase`` (``args.lowercase``: ``False`` / ``True``; unset: ``None``).
+
+    Names and mentions are NFC-normalised either way; ``default`` says what unset means.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cased", dest="lowercase", action="store_false", default=None,
+                       help="keep the case of names and mentions (NFC only), for cased models "
+                            "such as XLM-R (the cross-lingual SapBERT)")
+    group.add_argument("--lowercase", dest="lowercase", action="store_true", default=None,
+                       help=f"lowercase names and mentions (default: {default})")
+
+
 def add_overwrite_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``--overwrite``: without it an existing non-empty ``--output`` is an error."""
     parser.add_argument("--overwrite", action="store_true", help=help)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sapbert_st.cli.errors import UsageError
 
-PAIR_SOURCES = ("umls", "obo", "medic", "ctd", "mesh", "mondo", "efo", "hpo", "benchmark")
+PAIR_SOURCES = ("umls", "obo", "medic", "ctd", "mesh", "mondo", "efo", "hpo", "benchmark",
+                "translation")
 DICTIONARY_SOURCES = ("umls", "obo", "medic", "ctd", "mesh", "mondo", "efo", "hpo", "benchmark")
 
 
@@ -75,6 +76,28 @@ def parse_xref_prefixes(value: str | None, argument: str = "--merge-xrefs") -> t
     return prefixes
 
 
+def case_option(args: argparse.Namespace) -> bool:
+    """``--cased`` / ``--lowercase`` as the ``lowercase`` argument of the loaders: unset
+    means lowercase (the English recipe)."""
+    lowercase = getattr(args, "lowercase", None)
+    return True if lowercase is None else lowercase
+
+
+def umls_languages(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """``--languages`` as the ``languages`` of the UMLS loaders: ``("ENG",)`` unless given,
+    ``None`` (every language) for ``all``."""
+    value = getattr(args, "languages", None)
+    if value is None:
+        return ("ENG",)
+    if value.strip().lower() == "all":
+        return None
+    languages = tuple(v.strip().upper() for v in value.split(","))
+    if not all(lat.isalpha() for lat in languages):
+        raise UsageError(f"--languages {value!r}: expected 'all' or comma-separated UMLS LAT "
+                         f"codes such as ENG,GER,SPA,JPN")
+    return languages
+
+
 def _ontology_records(kind: str, path: str, xref_prefixes: Sequence[str] | None = None):
     """``(cui, name)`` Dataset of an ontology source (not UMLS, not benchmarks).
 
@@ -111,9 +134,11 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
     if xref_prefixes is not None and not set(kinds) & set(XREF_SOURCES):
         raise UsageError(f"--merge-xrefs: merges the xrefs of obo:FILE and hpo sources, but "
                          f"--pairs-from has none ({' '.join(specs)})")
-    store = ConceptSynonyms()
+    lowercase = case_option(args)
+    store = ConceptSynonyms(lowercase=lowercase)
     benchmark_pairs = []
     names = []
+    translations = []
     for spec in specs:
         kind, value = _split_spec(spec, "--pairs-from", PAIR_SOURCES)
         names.append(spec if xref_prefixes is None or kind not in XREF_SOURCES
@@ -127,7 +152,8 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
                                  f"umls:MRCONSO.RRF,MRREL.RRF")
             for path in files:
                 _require_file(path, "--pairs-from", spec)
-            store.add_records(iter_mrconso(files[0]), desc="Reading MRCONSO")
+            store.add_records(iter_mrconso(files[0], languages=umls_languages(args)),
+                              desc="Reading MRCONSO")
             if len(files) == 2:
                 add_tradenames(store, files[1])
         elif kind == "benchmark":
@@ -135,11 +161,21 @@ def load_pair_sources(specs: Sequence[str], args: argparse.Namespace):
 
             name = check_benchmark_name(value, f"--pairs-from {spec!r}")
             data_dir = _require_data_dir(args, "--pairs-from", spec)
-            benchmark_pairs.append(load_finetune_pairs(name, data_dir, split="train"))
+            benchmark_pairs.append(load_finetune_pairs(name, data_dir, split="train",
+                                                       lowercase=lowercase))
+        elif kind == "translation":  # after the others: it is matched against their names
+            translations.append(_require_file(value, "--pairs-from", spec))
         else:
             if kind != "hpo":
                 _require_file(value, "--pairs-from", spec)
             store.add_records(_ontology_records(kind, value, xref_prefixes), desc=f"Reading {kind}")
+    if translations:
+        from sapbert_st.data.translation import translation_records
+
+        concepts = [(cui, name) for _, cui, names_ in store.concepts() for name in names_]
+        for path in translations:
+            store.add_records(translation_records(path, concepts or None, lowercase),
+                              desc="Reading translations")
     parts = []
     if store.num_records:
         parts.append(store.to_pairs(args.max_pairs_per_concept, args.seed))
@@ -165,25 +201,28 @@ def load_dictionary_source(spec: str, args: argparse.Namespace, argument: str = 
         if kind == "umls":
             from sapbert_st.data.umls import load_umls_dictionary
 
-            return load_umls_dictionary(_require_file(value, argument, spec))
+            return load_umls_dictionary(_require_file(value, argument, spec),
+                                        languages=umls_languages(args),
+                                        lowercase=case_option(args))
         if kind == "benchmark":
             from sapbert_st.data.benchmarks import load_benchmark
 
             name = check_benchmark_name(value, f"{argument} {spec!r}")
-            bench = load_benchmark(name, _require_data_dir(args, argument, spec))
+            bench = load_benchmark(name, _require_data_dir(args, argument, spec),
+                                   lowercase=getattr(args, "lowercase", None))
             if bench.dictionary is None:
                 raise UsageError(f"{argument} {spec!r}: {bench.dictionary_note}")
             return bench.dictionary
         if kind != "hpo":
             _require_file(value, argument, spec)
-        return build_dictionary(_ontology_records(kind, value))
+        return build_dictionary(_ontology_records(kind, value), lowercase=case_option(args))
     from sapbert_st.data.biosyn import load_biosyn_dictionary
 
     if not Path(spec).is_file():
         raise UsageError(f"{argument}: file not found: {spec} (expected a 'CUI||name' file, "
                          f"'hpo', or SOURCE:PATH with SOURCE one of "
                          f"{', '.join(k for k in DICTIONARY_SOURCES if k != 'hpo')})")
-    return load_biosyn_dictionary(spec)
+    return load_biosyn_dictionary(spec, lowercase=case_option(args))
 
 
 def spec_paths(spec: str, args: argparse.Namespace) -> list[str]:
@@ -191,7 +230,7 @@ def spec_paths(spec: str, args: argparse.Namespace) -> list[str]:
     so that an output is never written over them."""
     kind, sep, value = spec.partition(":")
     kind = kind.strip().lower()
-    if not sep or kind not in DICTIONARY_SOURCES:
+    if not sep or kind not in (*DICTIONARY_SOURCES, "translation"):
         return [spec] if spec.strip().lower() != "hpo" else []
     if kind == "benchmark":
         return [args.data_dir] if getattr(args, "data_dir", None) else []

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
         load_medmentions_pubtator,
         load_pmid_list,
     )
+    from sapbert_st.data.normalization import normalize_name
     from sapbert_st.data.ontology import (
         load_ctd_diseases,
         load_efo,
@@ -55,10 +56,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
     )
     from sapbert_st.data.pairs import build_dictionary, build_pairs, concept_id_map
     from sapbert_st.data.reading import DataFormatError
+    from sapbert_st.data.translation import load_translation_lexicon, translation_records
     from sapbert_st.data.umls import load_umls_dictionary, load_umls_pairs
+    from sapbert_st.data.xl_bel import XL_BEL_LANGUAGES, load_xl_bel, load_xl_bel_file
 
 __all__ = [
-    "BENCHMARK_NAMES", "COMETA_SCHEMES", "DataFormatError", "LinkingBenchmark",
+    "BENCHMARK_NAMES", "COMETA_SCHEMES", "XL_BEL_LANGUAGES", "DataFormatError", "LinkingBenchmark",
     "build_dictionary", "build_finetune_pairs", "build_pairs", "concept_id_map",
     "iter_askapatient_folds", "load_askapatient_dictionary", "load_askapatient_file",
     "load_askapatient_fold", "load_benchmark", "load_biosyn_dictionary",
@@ -67,8 +70,9 @@ __all__ = [
     "load_ctd_diseases", "load_efo", "load_finetune_pairs", "load_id_name_table",
     "load_medic", "load_medmentions", "load_medmentions_processed", "load_medmentions_pubtator",
     "load_mesh", "load_mesh_dictionary", "load_mondo", "load_obo", "load_obo_xrefs",
-    "load_ontology_table", "load_pmid_list", "load_umls_dictionary", "load_umls_pairs",
-    "split_gold",
+    "load_ontology_table", "load_pmid_list", "load_translation_lexicon", "load_umls_dictionary",
+    "load_umls_pairs", "load_xl_bel", "load_xl_bel_file", "normalize_name", "split_gold",
+    "translation_records",
 ]
 
 #: Where each public name is defined. Imported on first use (PEP 562): importing one
@@ -111,9 +115,15 @@ _EXPORTS = {
     "build_dictionary": "sapbert_st.data.pairs",
     "build_pairs": "sapbert_st.data.pairs",
     "concept_id_map": "sapbert_st.data.pairs",
+    "normalize_name": "sapbert_st.data.normalization",
     "DataFormatError": "sapbert_st.data.reading",
+    "load_translation_lexicon": "sapbert_st.data.translation",
+    "translation_records": "sapbert_st.data.translation",
     "load_umls_dictionary": "sapbert_st.data.umls",
     "load_umls_pairs": "sapbert_st.data.umls",
+    "XL_BEL_LANGUAGES": "sapbert_st.data.xl_bel",
+    "load_xl_bel": "sapbert_st.data.xl_bel",
+    "load_xl_bel_file": "sapbert_st.data.xl_bel",
 }
 
 

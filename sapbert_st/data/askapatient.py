@@ -30,6 +30,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.queries import QueryCollector, layout_hint, looks_like, make_dictionary
 from sapbert_st.data.reading import (
     DataFormatError,
@@ -170,7 +171,7 @@ def load_askapatient_dictionary(
             if not path.exists():
                 continue  # a fold may lack a part; anything else by that name is read (and fails)
             for _lineno, _line, (concept_id, name, _phrase) in _iter_rows(path, encodings):
-                pair = (concept_id, name.lower() if lowercase else name)
+                pair = (concept_id, normalize_name(name, lowercase))
                 if pair not in seen:
                     seen.add(pair)
                     pairs.append(pair)

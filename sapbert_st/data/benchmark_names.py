@@ -15,4 +15,7 @@ BENCHMARK_NAMES = (
     "cometa-zeroshot-general",
     "cometa-stratified-specific",
     "cometa-zeroshot-specific",
+    # XL-BEL (Liu et al., ACL 2021): one per language, and "all" (the ten together)
+    *(f"xl-bel-{lang}" for lang in ("de", "en", "es", "fi", "ja", "ko", "ru", "th", "tr", "zh",
+                                     "all")),
 )

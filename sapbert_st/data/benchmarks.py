@@ -18,6 +18,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from sapbert_st.data.benchmark_names import BENCHMARK_NAMES
+from sapbert_st.data.normalization import check_lowercase, normalize_name
 from sapbert_st.data.queries import (  # noqa: F401  (re-exported: the schema's old home)
     CUILESS_IDS,
     QUERY_FEATURES,
@@ -44,11 +45,13 @@ class LinkingBenchmark:
         name: The benchmark name (one of :data:`BENCHMARK_NAMES`).
         queries: ``mention``, ``cuis``, ``gold`` (and ``doc_id`` where available).
         dictionary: ``cui``, ``name``; ``None`` when no dictionary is available here
-            (MedMentions needs the licensed UMLS: pass ``dictionary_path``).
+            (MedMentions and XL-BEL need the licensed UMLS: pass ``dictionary_path``).
         dictionary_note: Which dictionary this is, e.g. ``"BioSyn test_dictionary.txt
             (MEDIC)"``; print it next to every number.
         split: The query split (``"test"``, ``"dev"``, ``"train"``...).
         options: The loader options used (``fold``, ``filter_duplicate``...).
+        lowercase: Whether mentions and dictionary names were lowercased (``False``:
+            cased, NFC only).
     """
 
     name: str
@@ -57,6 +60,7 @@ class LinkingBenchmark:
     dictionary_note: str
     split: str = "test"
     options: dict = field(default_factory=dict)
+    lowercase: bool = True
 
     def __repr__(self) -> str:
         size = len(self.dictionary) if self.dictionary is not None else None
@@ -73,6 +77,7 @@ _OPTIONS = {
     "askapatient": {"fold", "encodings"},
 }
 _COMETA_OPTIONS = {"filter_duplicate", "fallback_levels"}
+_XL_BEL_OPTIONS = {"version"}
 
 _Loaded = tuple[Dataset, "Dataset | None", str]  # queries, dictionary, dictionary_note
 
@@ -99,14 +104,14 @@ def load_mesh_dictionary(path: PathLike, lowercase: bool = True) -> Dataset:
     pairs: list[tuple[str, str]] = []
     table = load_mesh(path, normalize_ids=False)[:]  # dict of lists: fast to iterate
     for cui, name in zip(table["cui"], table["name"]):
-        name = name.lower() if lowercase else name
+        name = normalize_name(name, lowercase)
         if (cui, name) not in seen:
             seen.add((cui, name))
             pairs.append((cui, name))
     return make_dictionary(pairs, description=f"MeSH descriptors from {path}")
 
 
-def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> _Loaded:
+def _biosyn(name: str, root: Path, split: str, dictionary_path, options, lowercase) -> _Loaded:
     from sapbert_st.data.biosyn import (
         load_biosyn_dictionary,
         load_biosyn_json_queries,
@@ -116,58 +121,84 @@ def _biosyn(name: str, root: Path, split: str, dictionary_path, options) -> _Loa
     folder = root / name
     processed = folder / f"processed_{split}"
     if processed.is_dir():
-        queries = load_biosyn_split(processed, **options)
+        queries = load_biosyn_split(processed, lowercase=lowercase, **options)
     elif (folder / "data.json").is_file():
-        queries = load_biosyn_json_queries(folder / "data.json", splits=[split], **options)[split]
+        queries = load_biosyn_json_queries(folder / "data.json", splits=[split],
+                                           lowercase=lowercase, **options)[split]
     else:
         raise FileNotFoundError(
             f"{folder}: expected processed_{split}/ (BioSyn processed layout) or data.json"
             f"{layout_hint(folder)}")
     if dictionary_path is not None:
-        return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
+        return (queries, _dictionary_from_path(dictionary_path, lowercase),
+                f"user dictionary {dictionary_path}")
     dict_file = folder / f"{split}_dictionary.txt"
     if dict_file.is_file():
         source = "MEDIC" if "disease" in name else "CTD chemicals"
-        return queries, load_biosyn_dictionary(dict_file), f"BioSyn {dict_file.name} ({source})"
+        return (queries, load_biosyn_dictionary(dict_file, lowercase=lowercase),
+                f"BioSyn {dict_file.name} ({source})")
     mesh = root / MESH_DICTIONARY
     if name == "bc5cdr-chemical" and mesh.is_file():
-        return queries, load_mesh_dictionary(mesh), MESH_NOTE
+        return queries, load_mesh_dictionary(mesh, lowercase), MESH_NOTE
     raise FileNotFoundError(f"{dict_file}: dictionary not found; pass dictionary_path")
 
 
-def _medmentions(root: Path, split: str, dictionary_path, options) -> _Loaded:
+def _needs_umls_note(release: str) -> str:
+    """The ``dictionary_note`` of a benchmark whose dictionary is the licensed UMLS."""
+    return f"needs UMLS: pass dictionary_path (CUI||name lines, {release})"
+
+
+def _medmentions(root: Path, split: str, dictionary_path, options, lowercase) -> _Loaded:
     from sapbert_st.data.medmentions import load_medmentions
 
-    queries = load_medmentions(root / "medmentions", splits=[split], **options)[split]
+    queries = load_medmentions(root / "medmentions", splits=[split], lowercase=lowercase,
+                               **options)[split]
     if dictionary_path is None:
-        return queries, None, "needs UMLS: pass dictionary_path (CUI||name lines, UMLS 2017AA)"
-    return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
+        return queries, None, _needs_umls_note("UMLS 2017AA")
+    return (queries, _dictionary_from_path(dictionary_path, lowercase),
+            f"user dictionary {dictionary_path}")
 
 
-def _askapatient(root: Path, split: str, dictionary_path, options) -> _Loaded:
+def _xl_bel(name: str, root: Path, split: str, dictionary_path, options, lowercase) -> _Loaded:
+    from sapbert_st.data.xl_bel import load_xl_bel
+
+    if split != "test":
+        raise ValueError(f"split: XL-BEL has only a 'test' split, got {split!r}")
+    language = name.removeprefix("xl-bel-")
+    queries = load_xl_bel(root / "xl-bel", language, lowercase=lowercase, **options)
+    if dictionary_path is None:
+        return queries, None, _needs_umls_note("UMLS 2020AB, all languages, cased")
+    return (queries, _dictionary_from_path(dictionary_path, lowercase),
+            f"user dictionary {dictionary_path}")
+
+
+def _askapatient(root: Path, split: str, dictionary_path, options, lowercase) -> _Loaded:
     from sapbert_st.data.askapatient import load_askapatient_dictionary, load_askapatient_fold
 
     folder = root / "askapatient"
     encodings = {"encodings": options["encodings"]} if "encodings" in options else {}
-    queries = load_askapatient_fold(folder, options["fold"], **encodings)[split]
+    queries = load_askapatient_fold(folder, options["fold"], lowercase=lowercase,
+                                    **encodings)[split]
     if dictionary_path is not None:
-        return queries, _dictionary_from_path(dictionary_path), f"user dictionary {dictionary_path}"
-    dictionary = load_askapatient_dictionary(folder, **encodings)
+        return (queries, _dictionary_from_path(dictionary_path, lowercase),
+                f"user dictionary {dictionary_path}")
+    dictionary = load_askapatient_dictionary(folder, lowercase=lowercase, **encodings)
     note = "AskAPatient concept names of all folds (distinct conceptID/name pairs)"
     return queries, dictionary, note
 
 
-def _cometa(name: str, root: Path, split: str, dictionary_path, options) -> _Loaded:
+def _cometa(name: str, root: Path, split: str, dictionary_path, options, lowercase) -> _Loaded:
     from sapbert_st.data.cometa import load_cometa, load_cometa_fallback_dictionary
 
     scheme = name.removeprefix("cometa-").replace("-", "_")
     folder = root / "cometa"
     fallback_levels = options.pop("fallback_levels", ("general", "specific"))
-    queries = load_cometa(folder, scheme, splits=[split], **options)[split]
+    queries = load_cometa(folder, scheme, splits=[split], lowercase=lowercase, **options)[split]
     if dictionary_path is not None:
         note = f"user SNOMED dictionary {dictionary_path}"
-        return queries, _dictionary_from_path(dictionary_path), note
-    dictionary = load_cometa_fallback_dictionary(folder, levels=fallback_levels)
+        return queries, _dictionary_from_path(dictionary_path, lowercase), note
+    dictionary = load_cometa_fallback_dictionary(folder, levels=fallback_levels,
+                                                 lowercase=lowercase)
     return queries, dictionary, dictionary.info.description
 
 
@@ -176,13 +207,14 @@ def load_benchmark(
     data_dir: PathLike,
     split: str = "test",
     dictionary_path: PathLike | None = None,
+    lowercase: bool | None = None,
     **options,
 ) -> LinkingBenchmark:
     """Load one benchmark of the SapBERT paper (Table 2) from a data folder.
 
     The folder holds one sub-folder per corpus: ``ncbi-disease/``, ``bc5cdr-disease/``
     (BioSyn processed layout), ``bc5cdr-chemical/`` (processed layout or ``data.json``),
-    ``medmentions/``, ``askapatient/``, ``cometa/`` and ``synonym_sources/``.
+    ``medmentions/``, ``askapatient/``, ``cometa/``, ``xl-bel/`` and ``synonym_sources/``.
 
     Dictionaries, unless ``dictionary_path`` (``CUI||name`` lines) is given:
 
@@ -192,6 +224,8 @@ def load_benchmark(
       approximation of CTD chemicals that lacks every supplementary ``C...`` record;
     * MedMentions: none (UMLS is licensed); the queries come back with
       ``dictionary=None`` and a ``"needs UMLS"`` note;
+    * XL-BEL (``xl-bel-<lang>``, ``xl-bel-all``): none either, the same ``"needs UMLS"``
+      note (the paper's dictionary is all UMLS 2020AB names in every language, cased);
     * AskAPatient: the distinct concept names of all folds;
     * COMETA: a fallback built from the corpus labels (not SNOMED CT).
 
@@ -201,9 +235,13 @@ def load_benchmark(
         split: The query split (``"test"``, ``"dev"``, ``"train"``; AskAPatient uses
             ``"validation"`` for dev).
         dictionary_path: A ``CUI||name`` dictionary file to use instead of the default.
+        lowercase: Lowercase mentions and dictionary names (both NFC-normalised either
+            way). ``None``: the benchmark's protocol, ``True`` for the English benchmarks
+            (SapBERT, NAACL 2021) and ``False`` for XL-BEL (cased, ACL 2021).
         options: Per benchmark: ``filter_composite`` / ``filter_duplicate`` (both off
             in SapBERT's evaluation), ``fold`` (AskAPatient, 0-9; default 0),
-            ``encodings`` (AskAPatient), ``fallback_levels`` (COMETA fallback dictionary).
+            ``encodings`` (AskAPatient), ``fallback_levels`` (COMETA fallback dictionary),
+            ``version`` (XL-BEL: ``"v0.0"``, the paper's, or ``"v1.0"`` with contexts).
 
     Example:
         ::
@@ -215,7 +253,12 @@ def load_benchmark(
     """
     if name not in BENCHMARK_NAMES:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARK_NAMES)}")
-    allowed = _COMETA_OPTIONS if name.startswith("cometa-") else _OPTIONS[name]
+    xl_bel = name.startswith("xl-bel-")
+    if lowercase is None:
+        lowercase = not xl_bel
+    check_lowercase(lowercase)
+    allowed = (_COMETA_OPTIONS if name.startswith("cometa-") else _XL_BEL_OPTIONS if xl_bel
+               else _OPTIONS[name])
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"load_benchmark({name!r}): unknown option(s) {', '.join(unknown)}; "
@@ -227,15 +270,19 @@ def load_benchmark(
         raise FileNotFoundError(f"{dictionary_path}: dictionary_path not found")
     if name == "askapatient":
         options = {"fold": 0, **options}
+    args = (root, split, dictionary_path, dict(options), lowercase)
     if name in ("ncbi-disease", "bc5cdr-disease", "bc5cdr-chemical"):
-        loaded = _biosyn(name, root, split, dictionary_path, dict(options))
+        loaded = _biosyn(name, *args)
     elif name == "medmentions":
-        loaded = _medmentions(root, split, dictionary_path, dict(options))
+        loaded = _medmentions(*args)
     elif name == "askapatient":
-        loaded = _askapatient(root, split, dictionary_path, dict(options))
+        loaded = _askapatient(*args)
+    elif xl_bel:
+        loaded = _xl_bel(name, *args)
     else:
-        loaded = _cometa(name, root, split, dictionary_path, dict(options))
+        loaded = _cometa(name, *args)
     queries, dictionary, note = loaded
-    bench = LinkingBenchmark(name, queries, dictionary, note, split=split, options=dict(options))
+    bench = LinkingBenchmark(name, queries, dictionary, note, split=split, options=dict(options),
+                             lowercase=lowercase)
     logger.info("%s", bench)
     return bench

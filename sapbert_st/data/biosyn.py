@@ -44,6 +44,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.queries import (
     QueryCollector,
     is_cuiless,
@@ -218,7 +219,7 @@ def load_biosyn_dictionary(
         if is_cuiless(cui):
             cuiless += 1
             continue
-        pairs.append((cui, name.lower() if lowercase else name))
+        pairs.append((cui, normalize_name(name, lowercase)))
     if cuiless:
         logger.warning("%s: dropped %d CUI-less dictionary entries", path, cuiless)
     require_nonempty(path, len(pairs), "dictionary entries")

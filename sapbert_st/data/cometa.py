@@ -33,6 +33,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.queries import QueryCollector, layout_hint, looks_like, make_dictionary
 from sapbert_st.data.reading import DataFormatError, PathLike, as_names, iter_lines
 
@@ -220,7 +221,7 @@ def load_cometa_fallback_dictionary(
                 if not cui.isdigit():
                     raise DataFormatError(path, lineno, f"expected a numeric SNOMED id in "
                                           f"{id_column!r}, found {cui!r}", line)
-                pair = (cui, name.lower() if lowercase else name)
+                pair = (cui, normalize_name(name, lowercase))
                 if pair not in seen:
                     seen.add(pair)
                     pairs.append(pair)

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datasets import Dataset, Features, Value
 from tqdm.auto import tqdm
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.progress import resolve_show_progress_bar
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class ConceptSynonyms:
     concepts merges them (union-find). ``id_map`` renames ids first (e.g. HPO ids to UMLS
     CUIs, from :func:`concept_id_map`).
 
-    Names are stripped (and lowercased with ``lowercase=True``); empty names are counted and
+    Names are stripped, NFC-normalised and (with ``lowercase=True``) lowercased, see
+    :func:`~sapbert_st.data.normalization.normalize_name`; empty names are counted and
     skipped; exact duplicates within a concept are dropped. Memory: one ``str`` per unique
     (concept, name), one list per concept, one dict entry per id.
 
@@ -282,8 +284,7 @@ class ConceptSynonyms:
         if not name:
             self.num_empty += 1
             return
-        if self.lowercase:
-            name = name.lower()
+        name = normalize_name(name, self.lowercase)
         names = self._names[self.slot(cui)]
         if name in names:
             self.num_duplicates += 1
@@ -536,7 +537,9 @@ def build_pairs(
             consumed once) or Datasets with ``cui``/``name`` columns.
         max_pairs_per_concept: Cap per concept (paper/reference: 50); ``None`` keeps all.
         seed: Seed of the sampling under the cap.
-        lowercase: Lowercase names before de-duplication (reference: yes).
+        lowercase: Lowercase names before de-duplication (reference and English recipe:
+            yes); ``False`` keeps the case (NFC only), as the cross-lingual recipe for the
+            cased XLM-R.
         split_ids: Separator of several ids in one cui (MEDIC ``C567755|613097``); ``None``
             treats each cui as one id.
         id_map: Map ids to a representative before grouping (see :func:`concept_id_map`).

@@ -2,11 +2,11 @@
 
 A query or dictionary dataset looks the same whichever corpus it came from:
 
-* queries: ``mention`` (str, lowercased), ``cuis`` (list of str: the gold ids split on
-  ``|`` and ``+``), ``gold`` (the raw gold string, e.g. ``"D019572|D010871"``), and
+* queries: ``mention`` (str, NFC, lowercased unless ``lowercase=False``), ``cuis`` (list
+  of str: the gold ids split on ``|`` and ``+``), ``gold`` (the raw gold string, e.g. ``"D019572|D010871"``), and
   ``doc_id`` where the format has documents;
 * dictionaries: ``cui`` (str, kept raw, it may itself be ``|``-joined as in BioSyn
-  dictionaries) and ``name`` (str, lowercased).
+  dictionaries) and ``name`` (str, NFC, lowercased unless ``lowercase=False``).
 
 The corpus loaders (:mod:`~sapbert_st.data.biosyn`, :mod:`~sapbert_st.data.askapatient`,
 :mod:`~sapbert_st.data.cometa`, :mod:`~sapbert_st.data.medmentions`) build on this module,
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetInfo, Features, List, Value
 
+from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.pairs import DICTIONARY_FEATURES
 from sapbert_st.data.reading import DataFormatError, PathLike, require_nonempty
 
@@ -144,7 +145,7 @@ class QueryCollector:
         if not cuis:
             self.cuiless += 1
             return
-        self.rows["mention"].append(mention.lower() if self.lowercase else mention)
+        self.rows["mention"].append(normalize_name(mention, self.lowercase))
         self.rows["cuis"].append(cuis)
         self.rows["gold"].append(gold)
         if self.with_doc_id:

@@ -230,7 +230,8 @@ def load_umls_pairs(
             ``("N",)`` drops obsolete and suppressible names.
         max_pairs_per_concept: Paper: 50.
         seed: Seed for the sampling under the cap.
-        lowercase: Paper: ``True``.
+        lowercase: Paper: ``True``; ``False`` keeps the case (the cross-lingual SapBERT,
+            with ``languages=None``). Names are NFC-normalised either way.
         merge_tradenames: Merge a drug and its tradename into one concept instead of
             copying names across (see :func:`add_tradenames`).
         cache_dir: Folder for the Arrow file of pairs; default a temporary folder.
@@ -268,7 +269,8 @@ def load_umls_dictionary(
     """A linking dictionary of unique (CUI, name) from ``MRCONSO.RRF`` (columns ``cui``, ``name``).
 
     SapBERT links MedMentions against all English UMLS (CUI, name) pairs, lowercased and
-    de-duplicated (the defaults here). Filters as in :func:`iter_mrconso`.
+    de-duplicated (the defaults here). Filters as in :func:`iter_mrconso`. The XL-BEL
+    dictionary of the cross-lingual SapBERT is ``languages=None, lowercase=False``.
     """
     store = ConceptSynonyms(lowercase=lowercase, split_ids=None)
     add = store.add

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
+from sapbert_st.data.normalization import check_lowercase, normalize_name
 from sapbert_st.linking.dictionary import dictionary_columns
 from sapbert_st.linking.embeddings import resolve_similarity
 from sapbert_st.linking.index import DictionaryIndex
@@ -95,8 +96,12 @@ class EntityLinkingEvaluator(SentenceEvaluator):
     GPU (unspecified order), so it may differ from this only on exactly tied scores, e.g.
     one name listed under two CUIs.
 
-    Mentions and names are used as given: the reference lowercases both when loading
-    (the ``sapbert_st.data`` loaders do too).
+    Mentions and names are used as given by default: the reference lowercases both when
+    loading (the ``sapbert_st.data`` loaders do too, unless ``lowercase=False``). With
+    ``lowercase=True`` / ``False`` the evaluator normalises them itself
+    (:func:`~sapbert_st.data.normalization.normalize_name`: NFC, and lowercasing only
+    with ``True``), so that a cased model (XLM-R, the cross-lingual SapBERT) is scored on
+    cased names.
 
     After a call, ``ranks`` holds each query's rank (1-based) at which it first becomes
     correct, ``inf`` beyond ``max(accuracy_at_k)``: the per-query record behind ``acc@k``,
@@ -127,6 +132,10 @@ class EntityLinkingEvaluator(SentenceEvaluator):
             model, which must match the one that built the index (its fingerprint), or
             with the index's own model when the evaluator is called with ``model=None``.
             An approximate index gives approximate accuracies (a warning says so).
+        lowercase: ``None`` (default): mentions and names as given. ``True``: NFC and
+            lowercase both (the English recipe); ``False``: NFC only, case kept (the
+            cross-lingual recipe). With ``index`` only the mentions are normalised (the
+            index holds its names as they were indexed).
 
     References:
         - Liu et al., "Self-Alignment Pretraining for Biomedical Entity Representations",
@@ -165,9 +174,14 @@ class EntityLinkingEvaluator(SentenceEvaluator):
         similarity: str | None = None,
         dtype: str = "float32",
         index: DictionaryIndex | None = None,
+        lowercase: bool | None = None,
     ) -> None:
         super().__init__()
         self.mentions, self.gold = _query_columns(mentions, gold)
+        if lowercase is not None:
+            check_lowercase(lowercase)
+            self.mentions = [normalize_name(m, lowercase) for m in self.mentions]
+        self.lowercase = lowercase
         if similarity is not None:
             resolve_similarity(similarity)
         if index is not None:
@@ -190,6 +204,12 @@ class EntityLinkingEvaluator(SentenceEvaluator):
                                  "with 'name' and 'cui' columns), or pass index=")
             self.dictionary_names, self.dictionary_cuis = dictionary_columns(
                 dictionary_names, dictionary_cuis, argument="dictionary_names")
+            if lowercase is not None:
+                import pyarrow as pa
+
+                self.dictionary_names = pa.array(
+                    [normalize_name(n, lowercase) for n in self.dictionary_names.to_pylist()],
+                    type=self.dictionary_names.type)
         if len(self.dictionary_names) == 0:
             raise ValueError("dictionary_names: the dictionary is empty; expected at least "
                              "one name")
@@ -317,5 +337,5 @@ class EntityLinkingEvaluator(SentenceEvaluator):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"accuracy_at_k": self.accuracy_at_k,
-                "similarity": self.similarity or self.similarity_used,
+                "similarity": self.similarity or self.similarity_used, "lowercase": self.lowercase,
                 "dictionary_size": len(self.dictionary_names), "queries": len(self.mentions)}

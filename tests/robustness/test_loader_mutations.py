@@ -61,8 +61,11 @@ from sapbert_st.data import (
     load_obo_xrefs,
     load_ontology_table,
     load_pmid_list,
+    load_translation_lexicon,
     load_umls_dictionary,
     load_umls_pairs,
+    load_xl_bel,
+    load_xl_bel_file,
 )
 from sapbert_st.data.benchmarks import LinkingBenchmark
 from sapbert_st.data.cometa import COMETA_HEADER
@@ -110,6 +113,8 @@ CTD = ["# CTD diseases, 9 tab-separated fields",
        "Heart attack\tMESH:D001\tOMIM:1\tdef\t\t\t\tMI|Myocardial infarction\t",
        "Café au lait spots\tMESH:D002\t\t\t\t\t\tCALS\t",
        "Fever\tMESH:D003\t\t\t\t\t\t\t"]
+XL_BEL = ["C0000001||Herzinfarkt", "C0000002|C0000003||Café-au-lait-Flecken", "C0000004||Fièvre"]
+MUSE = ["fever\tFieber", "heart attack\tHerzinfarkt", "café au lait spots\tCafé-au-lait-Flecken"]
 CTD_HEADER = ("DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\t"
               "ParentTreeNumbers\tSynonyms\tSlimMappings")
 
@@ -267,6 +272,13 @@ SPECS: dict[str, Spec] = {
         "ncbi-disease/processed_train/2.concept", CONCEPT, lambda root: load_finetune_pairs("ncbi-disease", root),
         by_path=False, delimiter="||", header=CONCEPT_HEADER,
         setup=lambda root: _ncbi(root, "ncbi-disease/processed_train/2.concept"), covers="load_finetune_pairs"),
+    "xl_bel_file": Spec(
+        "de_1k_test_query.txt", XL_BEL, load_xl_bel_file, delimiter="||", header="CUI||mention"),
+    "xl_bel": Spec(
+        "xlbel_v0.0/de_1k_test_query.txt", XL_BEL, lambda root: load_xl_bel(root, "de"),
+        by_path=False, delimiter="||", header="CUI||mention", covers="load_xl_bel"),
+    # MUSE / two-column lexicons have no header line, and any two words could be one
+    "translation_lexicon": Spec("en-de.txt", MUSE, load_translation_lexicon, delimiter="\t"),
 }
 
 # -- the mutations ---------------------------------------------------------------------------

