@@ -61,6 +61,8 @@ from sapbert_st.serve.schemas import (
 
 logger = logging.getLogger(__name__)
 
+_ENDPOINTS = "endpoints: GET /, GET /health, POST /link, POST /annotate, GET /docs"
+
 _ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
     400: "Body not UTF-8 or not JSON", 408: "Body too slow", 413: "Past a size limit",
     422: "Invalid field", 503: "Queue full; retry later"}.items()}
@@ -145,7 +147,8 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"detail": f"{request.method} {request.url.path}: {exc.detail}",
+        return JSONResponse({"detail": f"path: {request.method} {request.url.path}: "
+                                       f"{exc.detail}; {_ENDPOINTS}",
                              "field": "path"}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -192,7 +195,8 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
                                "(a list of strings), not both and not neither")
         texts = [query.text] if query.text is not None else query.texts
         field = "text" if query.text is not None else "texts"
-        check_strings(texts, field, "text", limits.max_texts, limits.max_text_chars)
+        check_strings(texts, field, "text", limits.max_texts, limits.max_text_chars,
+                      indexed=query.text is None)
         key = _key("annotate", query, limits, linker)
         spans = await batcher.submit(key, texts)
         return JSONResponse({"results": [{"spans": row} for row in spans]})

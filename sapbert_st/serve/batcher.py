@@ -75,6 +75,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._running: list[_Job] = []
 
     def stats(self) -> dict[str, Any]:
         """Calls, items and requests so far, the mean items per call, and the queue now."""
@@ -118,11 +119,13 @@ class MicroBatcher:
                 await self._worker
             except asyncio.CancelledError:
                 pass
-        if self._queue is not None:
-            while not self._queue.empty():
-                job = self._queue.get_nowait()
-                if not job.future.done():
-                    job.future.set_exception(QueueFullError("the server is shutting down"))
+        waiting = list(self._running)
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for job in waiting:
+            if not job.future.done():
+                job.future.set_exception(QueueFullError("the server is shutting down"))
+        self._running = []
         self._worker = self._queue = self._loop = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
@@ -163,6 +166,7 @@ class MicroBatcher:
 
     async def _run(self, key: Hashable, group: list[_Job]) -> None:
         items = [item for job in group for item in job.items]
+        self._running = group
         try:
             results = await self._loop.run_in_executor(self._executor, self.function, key, items)
             if len(results) != len(items):

@@ -88,8 +88,9 @@ class RequestError(Exception):
 
 
 def check_strings(values: Sequence[str], field: str, noun: str, max_count: int,
-                  max_chars: int) -> None:
-    """At least one and at most ``max_count`` non-blank strings of at most ``max_chars``."""
+                  max_chars: int, indexed: bool = True) -> None:
+    """At least one and at most ``max_count`` non-blank strings of at most ``max_chars``;
+    errors name ``field[i]`` (``field`` alone when ``indexed=False``: one string sent)."""
     if not values:
         raise RequestError(422, field, f"expected 1 to {max_count} {noun}s, got an empty list",
                            limit=max_count, got=0)
@@ -97,19 +98,22 @@ def check_strings(values: Sequence[str], field: str, noun: str, max_count: int,
         raise RequestError(413, field, f"{len(values)} {noun}s, more than the limit of "
                            f"{max_count} per request", limit=max_count, got=len(values))
     for i, value in enumerate(values):
+        where = f"{field}[{i}]" if indexed else field
         if len(value) > max_chars:
-            raise RequestError(413, f"{field}[{i}]", f"{len(value)} characters, more than the "
+            raise RequestError(413, where, f"{len(value)} characters, more than the "
                                f"limit of {max_chars} per {noun}", limit=max_chars,
                                got=len(value))
         if not value.strip():
-            raise RequestError(422, f"{field}[{i}]", f"expected a non-blank {noun}, got "
+            raise RequestError(422, where, f"expected a non-blank {noun}, got "
                                f"{value!r}")
 
 
 def check_k(k: int, limits: ServeLimits) -> None:
-    if not 1 <= k <= limits.max_k:
-        raise RequestError(422, "k", f"expected 1 to {limits.max_k} candidates, got {k}",
-                           limit=limits.max_k, got=k)
+    if k > limits.max_k:
+        raise RequestError(422, "k", f"{k} candidates per mention, more than the limit of "
+                           f"{limits.max_k}", limit=limits.max_k, got=k)
+    if k < 1:
+        raise RequestError(422, "k", f"expected 1 to {limits.max_k} candidates, got {k}")
 
 
 def check_types(types: Sequence[str] | None, limits: ServeLimits, has_kb: bool) -> None:

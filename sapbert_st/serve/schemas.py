@@ -109,7 +109,9 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        # an unknown field first: "mention" for "mentions" is the likelier mistake
+        errors = sorted(exc.errors(include_url=False),
+                        key=lambda error: error["type"] != "extra_forbidden")
         first = errors[0]
         field = field_path(first["loc"])
         if first["type"] == "extra_forbidden":
