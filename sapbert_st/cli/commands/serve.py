@@ -81,6 +81,10 @@ def add_parser(sub) -> None:
                        help="requests waiting at most (more get 503)")
     group.add_argument("--max-connections", type=int, default=256,
                        help="concurrent connections at most (more get 503)")
+    group.add_argument("--threads", type=int, default=None,
+                       help="CPU threads for encoding and search (torch, faiss); default: "
+                            "theirs. On a machine shared with other jobs, 1 avoids threads "
+                            "spinning against each other")
     add_common_options(p)
     p.set_defaults(func=cmd_serve, max_seq_length=None)
 
@@ -116,6 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           f"({exc})") from exc
     sock = _bind(args.host, args.port)  # a port in use fails now, not after loading the model
     try:
+        if args.threads is not None:
+            _set_threads(args.threads)
         linker = _load_linker(folder, args)
         limits = ServeLimits(**{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
         app = create_app(linker, limits=limits, max_batch=args.max_batch,
@@ -153,6 +159,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         if getattr(args, field) < 1:
             raise UsageError(f"--{field.replace('_', '-')}: expected a positive int, got "
                              f"{getattr(args, field)}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: expected a positive int, got {args.threads}")
     for option in ("max_batch", "max_queue", "max_connections"):
         if getattr(args, option) < 1:
             raise UsageError(f"--{option.replace('_', '-')}: expected a positive int, got "
@@ -161,6 +169,15 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-wait-ms: expected 0 to 1000, got {args.max_wait_ms}")
     if args.threshold is not None and args.threshold != args.threshold:
         raise UsageError("--threshold: expected a number, got nan")
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    from sapbert_st.linking.approximate import import_faiss
+
+    torch.set_num_threads(threads)
+    import_faiss().omp_set_num_threads(threads)
 
 
 def _bind(host: str, port: int) -> socket.socket:
