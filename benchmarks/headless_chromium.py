@@ -28,7 +28,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 EXECUTABLES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -72,7 +75,7 @@ class HeadlessChromium:
 
     # ------------------------------------------------------------------ process
 
-    def __enter__(self) -> HeadlessChromium:
+    def __enter__(self) -> Self:
         self._profile = tempfile.TemporaryDirectory(prefix="sapbert-st-chromium-")
         to_browser, self._to_browser = self._high_pipe()
         self._from_browser, from_browser = self._high_pipe()

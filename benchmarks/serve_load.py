@@ -42,7 +42,6 @@ import random
 import re
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,8 +222,8 @@ def screenshot(url: str, mention: str, path: Path) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| phase | clients | requests | req/s | mentions/s | p50 ms | p95 ms | p99 ms "
-             "| errors (good) | bad refused | mentions/call | RSS MB before -> after |",
+    lines = [("| phase | clients | requests | req/s | mentions/s | p50 ms | p95 ms | p99 ms "
+              "| errors (good) | bad refused | mentions/call | RSS MB before -> after |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["phases"]:
         lines.append(
@@ -235,6 +234,27 @@ def markdown(result: dict) -> str:
             f"| {row['mean_mentions_per_call']} | {row['server_rss_mb_before']} -> "
             f"{row['server_rss_mb_after']} |")
     return "\n".join(lines)
+
+
+def run_phases(args, result: dict, process: subprocess.Popen, url: str,
+               mentions: list[str]) -> None:
+    """The load phases (and the screenshot) against a started server, which is then stopped."""
+    try:
+        result["server_rss_mb_start"] = rss_mb(process.pid)
+        runs = [(f"clean, {c} client{'s' * (c > 1)}", c, 0.0) for c in args.clients]
+        runs.append((f"{args.bad_fraction:.0%} bad, {max(args.clients)} clients",
+                     max(args.clients), args.bad_fraction))
+        for i, (name, clients, bad) in enumerate(runs):
+            row = asyncio.run(phase(url, process.pid, clients, args.requests, mentions,
+                                    args.mentions, bad, args.seed + i, args.phase_timeout))
+            result["phases"].append({"name": name, **row})
+            print(f"{name}: {row['requests_per_s']} req/s, p95 {row['latency_ms']['p95']} "
+                  f"ms, good errors {row['good_errors']}", flush=True)
+        if args.screenshot is not None:
+            result["screenshot"] = screenshot(url, args.screenshot_mention, args.screenshot)
+        result["server_rss_mb_end"] = rss_mb(process.pid)
+    finally:
+        result["server_exit_code"] = stop_server(process)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -265,26 +285,10 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         kb = Path(folder) / "hpo-kb.jsonl"
         kb.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        log = open(Path(folder) / "server.log", "w")
-        process, url = start_server(args.index, kb, log)
-        try:
-            result["server_rss_mb_start"] = rss_mb(process.pid)
-            runs = [(f"clean, {c} client{'s' * (c > 1)}", c, 0.0) for c in args.clients]
-            runs.append((f"{args.bad_fraction:.0%} bad, {max(args.clients)} clients",
-                         max(args.clients), args.bad_fraction))
-            for i, (name, clients, bad) in enumerate(runs):
-                row = asyncio.run(phase(url, process.pid, clients, args.requests, mentions,
-                                        args.mentions, bad, args.seed + i, args.phase_timeout))
-                result["phases"].append({"name": name, **row})
-                print(f"{name}: {row['requests_per_s']} req/s, p95 {row['latency_ms']['p95']} "
-                      f"ms, good errors {row['good_errors']}", flush=True)
-            if args.screenshot is not None:
-                result["screenshot"] = screenshot(url, args.screenshot_mention, args.screenshot)
-            result["server_rss_mb_end"] = rss_mb(process.pid)
-        finally:
-            result["server_exit_code"] = stop_server(process)
-            log.close()
-            result["server_log_tail"] = (Path(folder) / "server.log").read_text()[-2000:]
+        with open(Path(folder) / "server.log", "w") as log:
+            process, url = start_server(args.index, kb, log)
+            run_phases(args, result, process, url, mentions)
+        result["server_log_tail"] = (Path(folder) / "server.log").read_text()[-2000:]
     single = result["in_process"][0]["mentions_per_s"]
     batched = result["in_process"][1]["mentions_per_s"]
     for row in result["phases"]:

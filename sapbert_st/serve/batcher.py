@@ -172,7 +172,7 @@ class MicroBatcher:
             if len(results) != len(items):
                 raise RuntimeError(f"function returned {len(results)} results for "
                                    f"{len(items)} items")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failure goes to the request(s) it hit
             if len(group) > 1:  # find the request that failed; the others still succeed
                 for job in group:
                     await self._run(key, [job])
