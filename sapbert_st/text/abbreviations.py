@@ -16,11 +16,16 @@ References:
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sapbert_st.text.spacy_support import INSTALL_HINT
+
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,24 @@ def _locate(text: str, value: str, offset: int) -> int:
         return offset
     starts = [m.start() for m in re.finditer(re.escape(value), text)]
     return min(starts, key=lambda start: abs(start - offset)) if starts else -1
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (what C++ code writes) for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class AbbreviationResolver:
@@ -80,6 +103,7 @@ class AbbreviationResolver:
         self.min_precision = float(min_precision)
         self._ab3p = pyab3p.Ab3p()
         self._patterns: dict[tuple[str, ...], re.Pattern] = {}
+        self._recent: dict[str, list[Abbreviation]] = {}  # the matcher and linker share a doc
 
     def find(self, text: str) -> list[Abbreviation]:
         """Every definition in ``text``, in text order."""
@@ -87,34 +111,64 @@ class AbbreviationResolver:
             raise TypeError(f"text: expected a string, got {type(text).__name__}")
         if not text.strip():
             return []
+        if text in self._recent:
+            return list(self._recent[text])
         found = []
-        for hit in self._ab3p.get_abbrs(text):
+        # Ab3P splits sentences itself and loses those with runs of white space ("Failed to
+        # find sentence"); it gets the text with each run collapsed, offsets are re-found
+        with _quiet_stderr():  # Ab3P prints "Failed to find sentence" for some sentences
+            hits = self._ab3p.get_abbrs(_SPACES.sub(" ", text))
+        for hit in hits:
             if hit.prec < self.min_precision or not hit.short_form or not hit.long_form:
                 continue
             found.append(Abbreviation(
                 hit.short_form, hit.long_form,
                 _locate(text, hit.short_form, hit.short_form_offset),
                 _locate(text, hit.long_form, hit.long_form_offset), float(hit.prec)))
-        return sorted(found, key=lambda a: a.short_start)
+        found.sort(key=lambda a: a.short_start)
+        if len(self._recent) >= 256:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[text] = found
+        return list(found)
+
+    def occurrences(self, text: str, short_form: str) -> list[int]:
+        """Start offsets of the whole-word occurrences of ``short_form`` in ``text``."""
+        pattern = re.compile(rf"(?<![\w-]){re.escape(short_form)}(?![\w-])")
+        return [match.start() for match in pattern.finditer(text)]
 
     def table(self, text: str) -> dict[str, str]:
-        """``{short form: long form}`` for ``text`` (the first definition of a short form wins)."""
-        table: dict[str, str] = {}
+        """``{short form: long form}`` for ``text``; a short form defined twice gets the
+        definition Ab3P is surest of (the first one on ties)."""
+        best: dict[str, Abbreviation] = {}
         for abbreviation in self.find(text):
-            table.setdefault(abbreviation.short_form, abbreviation.long_form)
-        return table
+            seen = best.get(abbreviation.short_form)
+            if seen is None or abbreviation.precision > seen.precision:
+                best[abbreviation.short_form] = abbreviation
+        return {short: abbreviation.long_form for short, abbreviation in best.items()}
 
     def expand(self, mention: str, table: Mapping[str, str]) -> str:
         """``mention`` with each whole-word short form of ``table`` replaced by its long form.
 
-        Longer short forms are tried first; a mention that is itself a long form stays as is.
+        Longer short forms are tried first. A short form is left alone in a mention that
+        already holds its long form ("hereditary nonpolyposis colorectal cancer (HNPCC)").
+        A long form with a short form in it is expanded once more ("IDMS" -> "isolated
+        DMS" -> "isolated diffuse mesangial sclerosis").
         """
         if not table or not mention:
             return mention
-        if mention in table:
-            return table[mention]
         pattern = self._pattern(table)
-        return pattern.sub(lambda match: table[match.group(0)], mention)
+        for _ in range(2):
+            lowered = mention.lower()
+
+            def replace(match: re.Match, lowered=lowered) -> str:
+                long_form = table[match.group(0)]
+                return match.group(0) if long_form.lower() in lowered else long_form
+
+            expanded = pattern.sub(replace, mention)
+            if expanded == mention:
+                break
+            mention = expanded
+        return mention
 
     def _pattern(self, table: Mapping[str, str]) -> re.Pattern:
         key = tuple(sorted(table, key=lambda s: (-len(s), s)))

@@ -18,13 +18,15 @@ from sapbert_st.text.spacy_support import blank_english
 from sapbert_st.text.span_linker import SpanLinker
 
 
-def default_pipeline(linker: Linker, min_length: int = 3):
-    """``spacy.blank("en")`` + dictionary matching over the linker's kb (else index) names."""
+def default_pipeline(linker: Linker, min_length: int = 3, abbreviations: bool = True):
+    """``spacy.blank("en")`` + dictionary matching over the linker's kb (else index) names
+    (and, with ``abbreviations``, the short forms documents define for matched names)."""
     from sapbert_st.text.spacy_component import MATCHER_FACTORY
 
     nlp = blank_english()
     names = linker.kb.dictionary()[0] if linker.kb is not None else linker.index.names
-    nlp.add_pipe(MATCHER_FACTORY, config={"min_length": min_length}).add_names(names)
+    config = {"min_length": min_length, "abbreviations": abbreviations}
+    nlp.add_pipe(MATCHER_FACTORY, config=config).add_names(names)
     return nlp
 
 
@@ -66,7 +68,8 @@ class TextAnnotator:
     def nlp(self):
         """The mention-detection pipeline (the default is built on first use)."""
         if self._nlp is None:
-            self._nlp = default_pipeline(self.linker, self.min_length)
+            self._nlp = default_pipeline(self.linker, self.min_length,
+                                         self.span_linker.resolve_abbreviations)
         return self._nlp
 
     def detect(self, texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:

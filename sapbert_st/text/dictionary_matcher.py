@@ -4,8 +4,10 @@ Without an NER model, mentions are the longest case-insensitive matches of knowl
 names in the text: a spaCy ``PhraseMatcher`` on the ``LOWER`` attribute, overlapping matches
 resolved longest first (``spacy.util.filter_spans``). Names of one or two characters, names
 that are English stop words and names without a letter are left out (the usual stop-list:
-"MS", "AT", "was" would match everywhere). Any spaCy pipeline with an NER component
-replaces it.
+"MS", "AT", "was" would match everywhere). With ``abbreviations=True`` (the default), a
+short form that the document defines for a matched name ("hereditary nonpolyposis
+colorectal cancer (HNPCC)") is a mention wherever it occurs in that document. Any spaCy
+pipeline with an NER component replaces it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class DictionaryMatcher:
             two-letter aliases).
         overwrite_ents: Replace existing ``doc.ents`` (default: keep them and add the
             matches that do not overlap them).
+        abbreviations: Also mark the short forms the document defines for matched names
+            (Ab3P, :mod:`sapbert_st.text.abbreviations`).
 
     Example:
         ::
@@ -63,7 +67,7 @@ class DictionaryMatcher:
 
     def __init__(self, nlp, name: str = MATCHER_FACTORY, names: Iterable[str] = (), *,
                  label: str = "ENTITY", min_length: int = 3,
-                 overwrite_ents: bool = False) -> None:
+                 overwrite_ents: bool = False, abbreviations: bool = True) -> None:
         import_spacy()
         from spacy.matcher import PhraseMatcher
 
@@ -77,6 +81,11 @@ class DictionaryMatcher:
         self.min_length = min_length
         self.overwrite_ents = bool(overwrite_ents)
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.resolver = None
+        if abbreviations:
+            from sapbert_st.text.abbreviations import AbbreviationResolver
+
+            self.resolver = AbbreviationResolver()
         self.size = 0
         if names:
             self.add_names(names)
@@ -96,6 +105,8 @@ class DictionaryMatcher:
         from spacy.util import filter_spans
 
         matches = self.matcher(doc, as_spans=True)
+        if self.resolver is not None and matches:
+            matches += self._short_forms(doc, matches)
         if self.overwrite_ents or not doc.ents:
             doc.ents = filter_spans(matches)
             return doc
@@ -105,12 +116,30 @@ class DictionaryMatcher:
         return doc
 
 
+    def _short_forms(self, doc, matches: list) -> list:
+        """Spans of the short forms defined for a matched long form, wherever they occur."""
+        matched = {span.text.lower() for span in matches}
+        spans = []
+        for abbreviation in self.resolver.find(doc.text):
+            if abbreviation.long_form.lower() not in matched:
+                continue
+            short = abbreviation.short_form
+            for start in self.resolver.occurrences(doc.text, short):
+                span = doc.char_span(start, start + len(short), label=self.label)
+                if span is not None:
+                    spans.append(span)
+        return spans
+
+    def __repr__(self) -> str:
+        return f"DictionaryMatcher(names={self.size}, label={self.label!r})"
+
+
 def make_dictionary_matcher(nlp, name: str, kb: str | None, label: str, min_length: int,
-                            overwrite_ents: bool) -> DictionaryMatcher:
+                            overwrite_ents: bool, abbreviations: bool) -> DictionaryMatcher:
     """spaCy factory: names from ``kb`` (a scispaCy KB JSONL path) when given; otherwise add
     them with :meth:`DictionaryMatcher.add_names`."""
     matcher = DictionaryMatcher(nlp, name, label=label, min_length=min_length,
-                                overwrite_ents=overwrite_ents)
+                                overwrite_ents=overwrite_ents, abbreviations=abbreviations)
     if kb is not None:
         from sapbert_st.kb import KnowledgeBase
 

@@ -155,9 +155,12 @@ def make_sapbert_linker(nlp: Language, name: str, linker: str | None, k: int,
 
 
 @Language.factory(MATCHER_FACTORY, default_config={
-    "kb": None, "label": "ENTITY", "min_length": 3, "overwrite_ents": False})
+    "kb": None, "label": "ENTITY", "min_length": 3, "overwrite_ents": False,
+    "abbreviations": True})
 def make_sapbert_dictionary_matcher(nlp: Language, name: str, kb: str | None, label: str,
-                                    min_length: int, overwrite_ents: bool) -> DictionaryMatcher:
+                                    min_length: int, overwrite_ents: bool,
+                                    abbreviations: bool) -> DictionaryMatcher:
     """spaCy factory of :class:`~sapbert_st.text.dictionary_matcher.DictionaryMatcher`
     (``kb``: a scispaCy KB JSONL file whose names are matched)."""
-    return make_dictionary_matcher(nlp, name, kb, label, min_length, overwrite_ents)
+    return make_dictionary_matcher(nlp, name, kb, label, min_length, overwrite_ents,
+                                   abbreviations)

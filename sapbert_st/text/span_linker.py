@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from sapbert_st.data.semantic_groups import expand_semantic_types
 from sapbert_st.linking.checks import check_positive_int
 from sapbert_st.linking.pipeline import LinkCandidate, Linker
 from sapbert_st.text.abbreviations import AbbreviationResolver
@@ -113,7 +114,8 @@ class SpanLinker:
             spans: Per document, ``(start, end)`` character offsets.
             k: Candidates kept per span.
             threshold: NIL threshold (default: the linker's).
-            types: Keep only concepts of these semantic types (needs the linker's kb).
+            types: Keep only concepts of these semantic types (needs the linker's kb);
+                groups (``"DISO"``) and type names stand for their TUIs.
         """
         if isinstance(texts, str):
             raise TypeError(f"texts: expected a list of strings, got one string {texts!r:.80}")
@@ -121,6 +123,8 @@ class SpanLinker:
             raise ValueError(f"spans: {len(spans)} span lists for {len(texts)} texts; expected "
                              f"one list per text")
         k = check_positive_int(k, "k")
+        if types is not None:
+            types = expand_semantic_types(types)
         per_text = []
         for i, (text, text_spans) in enumerate(zip(texts, spans)):
             if not isinstance(text, str):

@@ -9,11 +9,21 @@ TEXT = ("Hereditary nonpolyposis colorectal cancer (HNPCC) is common. Breast can
 
 
 def test_default_pipeline_finds_longest_case_insensitive_matches(linker):
-    spans = TextAnnotator(linker).detect([TEXT])[0]
+    spans = TextAnnotator(linker, resolve_abbreviations=False).detect([TEXT])[0]
     found = [TEXT[s:e] for s, e, _ in spans]
     # longest match, any casing; "MS" (two letters) is on the stop-list
     assert found == ["Hereditary nonpolyposis colorectal cancer", "Breast cancer",
                      "high blood pressure"]
+    assert {label for _, _, label in spans} == {"ENTITY"}
+
+
+def test_default_pipeline_marks_short_forms_of_matched_names(linker):
+    spans = TextAnnotator(linker).detect([TEXT])[0]
+    assert [TEXT[s:e] for s, e, _ in spans] == [
+        "Hereditary nonpolyposis colorectal cancer", "HNPCC", "Breast cancer", "HNPCC",
+        "high blood pressure"]
+    records = TextAnnotator(linker).annotate([TEXT])[0]
+    assert records[1]["query"] == records[3]["query"] == records[0]["text"]
 
 
 def test_annotate_records_and_abbreviation_queries(linker):
