@@ -53,7 +53,9 @@ def nil_threshold_curve(scores: Sequence[float | None], correct: Sequence[bool],
         thresholds = [None, *np.unique(scores[np.isfinite(scores)]).tolist()]
     points = []
     for threshold in thresholds:
-        nil = scores < (-np.inf if threshold is None else threshold)
+        nil = ~np.isfinite(scores)  # no candidate at all: always NIL
+        if threshold is not None:
+            nil |= scores < threshold
         linked = ~nil
         right = (linked & correct) | (nil & gold_nil)
         points.append({
