@@ -68,7 +68,7 @@ _ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in
     422: "Invalid field", 503: "Queue full; retry later"}.items()}
 
 
-def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | None = None,
+def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits | None = None,
                max_batch: int = 64, max_wait_ms: float = 2.0, max_queue: int = 1024,
                title: str = "sapbert-st linking service") -> FastAPI:
     """The linking service over ``linker``.
@@ -77,8 +77,11 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
         linker: The :class:`~sapbert_st.linking.Linker` that answers ``/link`` (its index
             must have its model attached).
         annotator: Answers ``/annotate``: an object with ``annotate(texts, k=, threshold=,
-            types=) -> list[list[dict]]`` (``sapbert_st.text``'s ``TextAnnotator``). None:
-            ``/annotate`` answers 501.
+            types=) -> list[list[dict]]``. ``"auto"``: :class:`sapbert_st.text.annotator.
+            TextAnnotator` over ``linker`` (dictionary matching over the kb's names, Ab3P
+            abbreviations; its spaCy pipeline is built now, not on the first request) when
+            spaCy is installed (``pip install "sapbert-st[spacy]"``). None, or "auto" without
+            spaCy: ``/annotate`` answers 501 saying what is missing.
         limits: Per-request limits (:class:`ServeLimits`; its defaults when None).
         max_batch: Mentions per encoder call when micro-batching concurrent requests.
         max_wait_ms: How long a lone request waits for others to batch with (2 ms).
@@ -100,6 +103,9 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
     if linker.model is None:
         raise ValueError("linker: its index has no model to encode mentions; load the index "
                          "with model=...")
+    unavailable = "this server was started without a text annotator"
+    if isinstance(annotator, str) and annotator == "auto":
+        annotator, unavailable = default_annotator(linker)
     if annotator is not None and not callable(getattr(annotator, "annotate", None)):
         raise TypeError(f"annotator: expected an object with an annotate(texts, ...) method, "
                         f"got {type(annotator).__name__}")
@@ -119,6 +125,8 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
     batcher = MicroBatcher(run, max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
                            max_queue=max_queue)
     info = service_info(linker, annotate=annotator is not None)
+    if annotator is None:
+        info["annotate_unavailable"] = unavailable
     page, page_policy = _page()
     started = time.monotonic()
 
@@ -187,8 +195,8 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
               openapi_extra=_request_body(AnnotateRequest))
     async def annotate(request: Request):
         if annotator is None:
-            raise RequestError(501, "annotate", "text annotation needs a text annotator; "
-                               "this server was started without one")
+            raise RequestError(501, "annotate", f"text annotation needs a text annotator: "
+                               f"{unavailable}")
         query = validate(AnnotateRequest, parse_json_body(await request.body()))
         if (query.text is None) == (query.texts is None):
             raise RequestError(422, "text", "expected either 'text' (one string) or 'texts' "
@@ -202,6 +210,22 @@ def create_app(linker: Linker, *, annotator: Any = None, limits: ServeLimits | N
         return JSONResponse({"results": [{"spans": row} for row in spans]})
 
     return app
+
+
+def default_annotator(linker: Linker) -> tuple[Any, str | None]:
+    """``(TextAnnotator(linker), None)``, or ``(None, why not)`` when it cannot be built."""
+    try:
+        from sapbert_st.text.annotator import TextAnnotator
+
+        annotator = TextAnnotator(linker)
+        annotator.nlp  # noqa: B018 - build the mention-detection pipeline now
+    except ImportError as exc:
+        return None, f'spaCy and pyab3p are not installed: pip install "sapbert-st[spacy]" ({exc})'
+    except (AttributeError, TypeError, ValueError, OSError) as exc:
+        logger.warning("/annotate is unavailable: the text pipeline failed to build: %s: %s",
+                       type(exc).__name__, exc)
+        return None, f"the text pipeline failed to build ({type(exc).__name__}: {exc})"
+    return annotator, None
 
 
 def _key(kind: str, query, limits: ServeLimits, linker: Linker) -> Hashable:

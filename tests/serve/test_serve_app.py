@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import threading
 import time
 
@@ -33,7 +34,7 @@ def linker(tiny_bert_path):
 def client(linker):
     limits = ServeLimits(max_mentions=8, max_mention_chars=40, max_k=10, max_texts=2,
                          max_text_chars=100, max_types=3, max_body_bytes=4096)
-    with TestClient(create_app(linker, limits=limits)) as test_client:
+    with TestClient(create_app(linker, limits=limits, annotator=None)) as test_client:
         yield test_client
 
 
@@ -280,10 +281,35 @@ def test_annotate_one_text_and_a_batch(linker):
 
 
 def test_annotate_without_an_annotator_is_501(client):
-    error = expect_error(client.post("/annotate", json={"text": "fever"}), 501, "annotate",
-                         "text annotation needs")
+    expect_error(client.post("/annotate", json={"text": "fever"}), 501, "annotate",
+                 "text annotation needs a text annotator", "started without")
     assert client.get("/health").json()["annotate"] is False
-    assert error["field"] == "annotate"
+
+
+def test_annotate_without_spacy_is_501_with_the_install_hint(linker, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sapbert_st.text.annotator", None)  # import fails
+    with TestClient(create_app(linker)) as bare:
+        expect_error(bare.post("/annotate", json={"text": "fever"}), 501, "annotate",
+                     "text annotation needs", 'pip install "sapbert-st[spacy]"')
+        assert "spacy" in bare.get("/health").json()["annotate_unavailable"]
+
+
+def test_annotate_with_the_text_pipeline_equals_text_annotator(linker):
+    from sapbert_st.text.annotator import TextAnnotator
+
+    texts = ["The patient had a heart attack and a fever.", "No finding here.",
+             "Seizure (fits) with head pain."]
+    with TestClient(create_app(linker)) as full:
+        assert full.get("/health").json()["annotate"] is True
+        one = full.post("/annotate", json={"text": texts[0], "k": 2})
+        batch = full.post("/annotate", json={"texts": texts, "k": 2})
+    assert one.status_code == 200 and batch.status_code == 200
+    expected = TextAnnotator(linker).annotate(texts, k=2)
+    assert batch.json()["results"] == [{"spans": spans} for spans in expected]
+    assert one.json()["results"] == batch.json()["results"][:1]
+    heart = [s for s in expected[0] if s["text"] == "heart attack"]
+    assert heart and heart[0]["concept_id"] == "HP:0000003"
+    assert texts[0][heart[0]["start"]:heart[0]["end"]] == "heart attack"
 
 
 # -- /health, /docs, / ------------------------------------------------------------------------

@@ -102,6 +102,25 @@ def test_typing_a_mention_shows_its_concept(chromium, server_url, linker, tmp_pa
 
 
 @pytest.mark.slow
+def test_annotating_a_text_marks_its_mentions(chromium, server_url):
+    text = "After a heart attack 🫀 she had fever."
+    with chromium.HeadlessChromium() as browser:
+        browser.open(server_url)
+        browser.wait_for("!document.getElementById('annotate-section').hidden")
+        browser.evaluate("document.getElementById('text').focus()")
+        browser.type_text(text)
+        browser.evaluate("document.querySelector('#annotate-form button').click()")
+        marks = browser.wait_for("Array.from(document.querySelectorAll('#annotated mark'), "
+                                 "m => m.firstChild.textContent + '=' + m.lastChild.textContent)")
+        assert "heart attack=HP:0000003" in marks and "fever=HP:0000006" in marks
+        # the text around the marks is the typed text, emoji included (code-point offsets)
+        shown = browser.evaluate("Array.from(document.getElementById('annotated').childNodes, "
+                                 "n => n.nodeType === 3 ? n.textContent : n.firstChild"
+                                 ".textContent).join('')")
+        assert shown == text
+
+
+@pytest.mark.slow
 def test_page_shows_errors_and_nil(chromium, server_url, linker):
     with chromium.HeadlessChromium() as browser:
         browser.open(server_url)

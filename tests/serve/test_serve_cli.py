@@ -163,6 +163,9 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
                     big = http.post("/link", json={"mentions": ["a"] * 5})
                     assert big.status_code == 413 and big.json()["limit"] == 4
                     assert children_of(process.pid) == []
+                annotated = http.post("/annotate", json={"text": "Fever and fits."}).json()
+                assert [(s["text"], s["concept_id"]) for s in annotated["results"][0]["spans"]
+                        ] == [("Fever", "HP:0000006"), ("fits", "HP:0000001")]
                 page = http.get("/")
                 assert page.status_code == 200 and "sapbert-st linker" in page.text
         finally:

@@ -64,6 +64,9 @@ def add_parser(sub) -> None:
                         "types): canonical names and the 'types' filter")
     p.add_argument("--reranker", default=None,
                    help="reranker folder (a sentence-transformers CrossEncoder) as the last stage")
+    p.add_argument("--no-annotate", action="store_true",
+                   help="do not build the text pipeline (spaCy): /annotate answers 501, the "
+                        "server starts faster and uses less memory")
     p.add_argument("--threshold", type=float, default=None,
                    help="default NIL threshold (a request's 'threshold' overrides it)")
     p.add_argument("--host", default="127.0.0.1",
@@ -124,7 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _set_threads(args.threads)
         linker = _load_linker(folder, args)
         limits = ServeLimits(**{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
-        app = create_app(linker, limits=limits, max_batch=args.max_batch,
+        app = create_app(linker, annotator=None if args.no_annotate else "auto",
+                         limits=limits, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
         config = uvicorn.Config(app, log_config=None, access_log=not args.quiet,
                                 log_level="debug" if args.verbose else (
