@@ -418,3 +418,32 @@ def test_create_app_checks_its_arguments(linker):
         ServeLimits(max_k=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         create_app(linker, max_wait_ms=5000)
+
+
+class ReversingReranker:
+    """A stand-in second stage: reverses the first-stage order and records its own score."""
+
+    def rerank(self, mentions, candidates):
+        out = []
+        for row in candidates:
+            row = list(reversed(row))
+            for rank, candidate in enumerate(row):
+                candidate.stage_scores["rerank"] = float(len(row) - rank)
+                candidate.score = candidate.stage_scores["rerank"]
+            out.append(row)
+        return out
+
+
+def test_further_stages_show_their_scores(linker):
+    from sapbert_st.linking import Linker
+
+    staged = Linker(linker.index, kb=linker.kb, reranker=ReversingReranker(), num_candidates=4)
+    with TestClient(create_app(staged, annotator=None)) as client:
+        assert client.get("/health").json()["stages"] == ["dense", "rerank"]
+        got = client.post("/link", json={"mentions": ["fever", "fits"], "k": 3}).json()
+    expected = staged.link(["fever", "fits"], k=3)
+    assert [r["candidates"] for r in got["results"]] == [[c.to_dict() for c in row]
+                                                         for row in expected]
+    first = got["results"][0]["candidates"][0]
+    assert set(first["stage_scores"]) == {"dense", "rerank"}
+    assert first["score"] == first["stage_scores"]["rerank"] == 4.0

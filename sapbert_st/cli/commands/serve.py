@@ -230,20 +230,22 @@ def _load_linker(folder: Path, args: argparse.Namespace):
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"--kb {args.kb}: {exc}") from exc
     if args.reranker is not None:
-        linker.reranker = _load_reranker(args.reranker)
+        linker.reranker = _load_reranker(args.reranker, args.device)
+        linker.num_candidates = getattr(linker.reranker, "top_k", None) or linker.num_candidates
     if args.threshold is not None:
         linker.threshold = float(args.threshold)
     return linker
 
 
-def _load_reranker(path: str):
+def _load_reranker(path: str, device: str | None):
+    """``CrossEncoderReranker.load(path)`` (issue 18's reranker stage)."""
     try:
         from sapbert_st.linking.rerank import CrossEncoderReranker
     except ImportError as exc:
         raise UsageError("--reranker: this installation of sapbert-st has no reranker stage "
                          "(sapbert_st.linking.rerank)") from exc
     try:
-        return CrossEncoderReranker.load(path)
+        return CrossEncoderReranker.load(path, device=device)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--reranker {path}: {exc}") from exc
 
