@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from serve_fixtures import KB, build_linker, dictionary
+from serve_fixtures import KB, ReversingReranker, build_linker, dictionary
 
 from sapbert_st.serve import ServeLimits, create_app
 from sapbert_st.serve.body import BodyLimitMiddleware
@@ -418,20 +418,6 @@ def test_create_app_checks_its_arguments(linker):
         ServeLimits(max_k=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         create_app(linker, max_wait_ms=5000)
-
-
-class ReversingReranker:
-    """A stand-in second stage: reverses the first-stage order and records its own score."""
-
-    def rerank(self, mentions, candidates):
-        out = []
-        for row in candidates:
-            row = list(reversed(row))
-            for rank, candidate in enumerate(row):
-                candidate.stage_scores["rerank"] = float(len(row) - rank)
-                candidate.score = candidate.stage_scores["rerank"]
-            out.append(row)
-        return out
 
 
 def test_further_stages_show_their_scores(linker):

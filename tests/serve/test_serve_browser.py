@@ -7,6 +7,7 @@ WebSocket library, no browser download). Debian's ``chromium`` package provides 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -15,7 +16,7 @@ import time
 
 import pytest
 from conftest import REPO_ROOT
-from serve_fixtures import KB, build_linker
+from serve_fixtures import KB, ReversingReranker, build_linker
 
 from sapbert_st.serve import create_app
 
@@ -40,25 +41,33 @@ def linker(tiny_bert_path):
     return build_linker(tiny_bert_path)
 
 
-@pytest.fixture(scope="module")
-def server_url(linker):
-    """The app served by uvicorn in a thread, on a free loopback port."""
+@contextlib.contextmanager
+def serving(app):
+    """``app`` served by uvicorn in a thread on a free loopback port; yields its URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(linker), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    try:
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
     assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server_url(linker):
+    with serving(create_app(linker)) as url:
+        yield url
 
 
 TOP_ID = "document.querySelector('#rows tr td.id')?.textContent"
@@ -136,3 +145,24 @@ def test_page_shows_errors_and_nil(chromium, server_url, linker):
         error = browser.wait_for("!document.getElementById('error').hidden && "
                                  "document.getElementById('error').textContent")
         assert "mentions[0]" in error and "limit of 512" in error
+
+
+@pytest.mark.slow
+def test_stage_scores_get_their_own_columns(chromium, linker):
+    from sapbert_st.linking import Linker
+
+    staged = Linker(linker.index, kb=linker.kb, reranker=ReversingReranker(), num_candidates=4)
+    expected = staged.link(["fever"], k=5)[0]  # the page asks for 5
+    with serving(create_app(staged, annotator=None)) as url, chromium.HeadlessChromium() as browser:
+        browser.open(url)
+        browser.type_text("fever")
+        browser.press_enter()
+        assert browser.wait_for(TOP_ID) == expected[0].concept_id
+        header = browser.evaluate("Array.from(document.querySelectorAll('#header-row th'), "
+                                  "th => th.textContent)")
+        assert header == ["#", "ID", "Canonical name", "Matched name", "Score", "dense",
+                          "rerank"]
+        first = browser.evaluate("Array.from(document.querySelector('#rows tr').cells, "
+                                 "c => c.textContent)")
+        assert float(first[5]) == pytest.approx(expected[0].stage_scores["dense"], abs=1e-4)
+        assert float(first[6]) == expected[0].stage_scores["rerank"] == 5.0

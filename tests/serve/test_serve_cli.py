@@ -57,6 +57,8 @@ def test_help_explains_the_command(capsys):
     (["--host", "localhost.example"], "--host: expected an IP address"),
     (["--max-k", "0"], "--max-k: expected a positive int, got 0"),
     (["--max-wait-ms", "5000"], "--max-wait-ms: expected 0 to 1000"),
+    (["--body-timeout", "0"], "--body-timeout: expected a positive number of seconds"),
+    (["--threads", "0"], "--threads: expected a positive int, got 0"),
     (["--kb", "no-such.jsonl"], "--kb: no such file: no-such.jsonl"),
 ])
 def test_bad_arguments_are_one_line(index_folder, capsys, extra, words):
@@ -140,7 +142,7 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
     with open(log_path, "w") as log:
         process, url = start_server(["--index", str(index_folder / "index"), "--kb",
                                      str(index_folder / "kb.jsonl"), "--max-mentions", "4",
-                                     "--device", "cpu"], log)
+                                     "--body-timeout", "2", "--device", "cpu"], log)
         port = int(url.rsplit(":", 1)[1].strip("/"))
         try:
             with httpx.Client(base_url=url, timeout=10) as http:
@@ -163,6 +165,10 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
                     big = http.post("/link", json={"mentions": ["a"] * 5})
                     assert big.status_code == 413 and big.json()["limit"] == 4
                     assert children_of(process.pid) == []
+                    stalled.settimeout(10)  # the stalled client is answered 408 after 2 s
+                    answer = stalled.recv(4096).decode("latin-1")
+                    assert answer.startswith("HTTP/1.1 408"), answer
+                    assert '"field":"body"' in answer and time.monotonic() - started < 8
                 annotated = http.post("/annotate", json={"text": "Fever and fits."}).json()
                 assert [(s["text"], s["concept_id"]) for s in annotated["results"][0]["spans"]
                         ] == [("Fever", "HP:0000006"), ("fits", "HP:0000001")]

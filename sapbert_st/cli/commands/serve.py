@@ -76,6 +76,9 @@ def add_parser(sub) -> None:
     defaults = _limit_defaults()
     for option, field, text in _LIMIT_OPTIONS:
         group.add_argument(option, dest=field, type=int, default=defaults[field], help=text)
+    group.add_argument("--body-timeout", dest="body_timeout_s", type=float,
+                       default=defaults["body_timeout_s"],
+                       help="seconds a client may take to send its request body (then 408)")
     group.add_argument("--max-batch", type=int, default=64,
                        help="mentions per encoder call when batching concurrent requests")
     group.add_argument("--max-wait-ms", type=float, default=2.0,
@@ -92,7 +95,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_serve, max_seq_length=None)
 
 
-def _limit_defaults() -> dict[str, int]:
+def _limit_defaults() -> dict[str, float]:
     from dataclasses import fields
 
     from sapbert_st.serve.limits import ServeLimits
@@ -126,7 +129,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.threads is not None:
             _set_threads(args.threads)
         linker = _load_linker(folder, args)
-        limits = ServeLimits(**{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
+        limits = ServeLimits(body_timeout_s=args.body_timeout_s,
+                             **{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
         app = create_app(linker, annotator=None if args.no_annotate else "auto",
                          limits=limits, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
@@ -169,6 +173,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         if getattr(args, option) < 1:
             raise UsageError(f"--{option.replace('_', '-')}: expected a positive int, got "
                              f"{getattr(args, option)}")
+    if not args.body_timeout_s > 0:
+        raise UsageError(f"--body-timeout: expected a positive number of seconds, got "
+                         f"{args.body_timeout_s}")
     if not 0 <= args.max_wait_ms <= 1000:
         raise UsageError(f"--max-wait-ms: expected 0 to 1000, got {args.max_wait_ms}")
     if args.threshold is not None and args.threshold != args.threshold:
