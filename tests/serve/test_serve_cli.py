@@ -198,3 +198,14 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
         [c.score for row in expected for c in row], abs=1e-6)
     assert got[0]["candidates"][0]["canonical_name"] == "Myocardial infarction"
     assert json.loads(json.dumps(got)) == got
+
+
+@pytest.mark.slow
+def test_missing_extra_gives_the_install_hint(index_folder):
+    code = ("import sys; sys.modules['fastapi'] = None; from sapbert_st.cli import main; "
+            "sys.exit(main(['serve', '--index', %r]))" % str(index_folder / "index"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert 'pip install "sapbert-st[serve]"' in result.stderr
