@@ -203,8 +203,8 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
 @pytest.mark.slow
 def test_missing_extra_gives_the_install_hint(index_folder):
     code = ("import sys; sys.modules['fastapi'] = None; from sapbert_st.cli import main; "
-            "sys.exit(main(['serve', '--index', %r]))" % str(index_folder / "index"))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+            f"sys.exit(main(['serve', '--index', {str(index_folder / 'index')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1
