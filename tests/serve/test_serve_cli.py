@@ -209,3 +209,43 @@ def test_missing_extra_gives_the_install_hint(index_folder):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1
     assert 'pip install "sapbert-st[serve]"' in result.stderr
+
+
+@pytest.fixture
+def captured_app(monkeypatch):
+    """Run ``sapbert-st serve`` in-process up to the server: the app it would serve."""
+    import uvicorn
+
+    captured = {}
+
+    def run(server, sockets=None):
+        captured["app"] = server.config.app
+        captured["port"] = sockets[0].getsockname()[1]
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    return captured
+
+
+def test_serves_a_linker_folder_with_kb_and_threshold(tiny_bert_path, tmp_path, captured_app,
+                                                      capsys):
+    from fastapi.testclient import TestClient
+    from serve_fixtures import build_linker
+
+    linker = build_linker(tiny_bert_path, kb=False)
+    linker.save(tmp_path / "linker")
+    KB.write_jsonl(tmp_path / "kb.jsonl")
+    code, out, err = run_cli(["serve", "--index", tmp_path / "linker", "--kb",
+                              tmp_path / "kb.jsonl", "--threshold", "0.99", "--port", "0",
+                              "--no-annotate", "-q"], capsys)
+    assert code == 0, err
+    assert f"http://127.0.0.1:{captured_app['port']}/" in out
+    with TestClient(captured_app["app"]) as client:
+        health = client.get("/health").json()
+        assert health["kb"] == {"concepts": len(KB)} and health["threshold"] == 0.99
+        assert health["annotate"] is False
+        got = client.post("/link", json={"mentions": ["heart attack", "raised temperature"],
+                                         "k": 2}).json()["results"]
+    linker.kb, linker.threshold = KB, 0.99
+    expected = linker.link(["heart attack", "raised temperature"], k=2)
+    assert [r["candidates"] for r in got] == [[c.to_dict() for c in row] for row in expected]
+    assert got[0]["candidates"][0]["canonical_name"] == "Myocardial infarction"
