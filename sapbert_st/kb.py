@@ -4,12 +4,22 @@ The record is scispaCy's (``concept_id``, ``canonical_name``, ``aliases``, ``typ
 ``definition``), so a KB written for scispaCy's ``EntityLinker`` describes the same concepts
 here. A :class:`KnowledgeBase` is a read-only mapping from concept id to :class:`Concept`;
 the linking stack uses it to report canonical names and to restrict results to types.
+
+Build one from scispaCy's KB JSONL (:meth:`KnowledgeBase.read_jsonl`), from the UMLS
+(:meth:`KnowledgeBase.from_umls`: ``MRCONSO.RRF`` names, ``MRSTY.RRF`` semantic types,
+language and source filters), or from any ``(id, name)`` records, e.g. the ontology loaders
+of :mod:`sapbert_st.data.ontology` (:meth:`KnowledgeBase.from_records`,
+:meth:`KnowledgeBase.from_dictionary`). :func:`sapbert_st.text.build_linker` indexes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,119 @@ class KnowledgeBase(Mapping[str, Concept]):
                 names.append(name)
                 ids.append(concept.concept_id)
         return names, ids
+
+    def types(self) -> dict[str, int]:
+        """``{semantic type: number of concepts}``."""
+        counts: dict[str, int] = {}
+        for concept in self._concepts.values():
+            for t in concept.types:
+                counts[t] = counts.get(t, 0) + 1
+        return counts
+
+    # ------------------------------------------------------------------ builders
+
+    @classmethod
+    def from_records(cls, records: Iterable[tuple[str, str]],
+                     types: Mapping[str, Sequence[str]] | None = None,
+                     definitions: Mapping[str, str] | None = None) -> KnowledgeBase:
+        """A KB from ``(concept_id, name)`` records: the first name of each id is its
+        canonical name, the others its aliases (in order, each once).
+
+        Works with every ``iter_*`` loader of :mod:`sapbert_st.data.ontology` (MEDIC, CTD,
+        MeSH, MONDO, EFO, OBO: each yields a concept's label first), e.g.
+        ``KnowledgeBase.from_records(iter_obo("hp.obo"))``.
+
+        Args:
+            records: ``(concept_id, name)`` pairs.
+            types: Optional ``{concept_id: semantic types}``.
+            definitions: Optional ``{concept_id: definition}``.
+        """
+        names: dict[str, dict[str, None]] = {}
+        for i, record in enumerate(records):
+            if not (isinstance(record, tuple | list) and len(record) == 2):
+                raise ValueError(f"records[{i}]: expected a (concept_id, name) pair, got "
+                                 f"{record!r:.100}")
+            concept_id, name = record
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"records[{i}]: expected a non-blank name, got {name!r}")
+            names.setdefault(concept_id, {})[name.strip()] = None
+        types = types or {}
+        definitions = definitions or {}
+        return cls(Concept(concept_id, canonical, tuple(rest), tuple(types.get(concept_id, ())),
+                           definitions.get(concept_id))
+                   for concept_id, (canonical, *rest) in ((c, list(n)) for c, n in names.items()))
+
+    @classmethod
+    def from_dictionary(cls, names: Any, concept_ids: Sequence[str] | None = None,
+                        types: Mapping[str, Sequence[str]] | None = None) -> KnowledgeBase:
+        """A KB from a dictionary: ``names`` and ``concept_ids`` lists, or a
+        ``datasets.Dataset`` with ``name`` and ``cui`` columns (the loaders' dictionaries).
+        The first name of each id is its canonical name."""
+        if concept_ids is None:
+            try:
+                names, concept_ids = names["name"], names["cui"]
+            except (KeyError, TypeError, IndexError) as exc:
+                raise ValueError("names: expected lists of names and concept_ids, or a Dataset "
+                                 "with 'name' and 'cui' columns") from exc
+        if len(names) != len(concept_ids):
+            raise ValueError(f"concept_ids: {len(concept_ids)} ids for {len(names)} names; "
+                             f"expected one id per name")
+        return cls.from_records(zip(concept_ids, names), types)
+
+    @classmethod
+    def from_umls(cls, mrconso, mrsty=None, *, languages: Collection[str] | None = ("ENG",),
+                  sources: Collection[str] | None = None,
+                  suppress: Collection[str] | None = ("N",),
+                  semantic_types: Collection[str] | None = None,
+                  show_progress_bar: bool | None = None) -> KnowledgeBase:
+        """A KB from the UMLS Metathesaurus, as scispaCy builds its UMLS KB.
+
+        Args:
+            mrconso: ``MRCONSO.RRF`` (plain or gzip). Every kept name of a CUI is an alias;
+                its canonical name is its preferred name (TS ``P``, STT ``PF``, ISPREF ``Y``)
+                among the kept rows, else the first kept name.
+            mrsty: ``MRSTY.RRF``: each concept's semantic types (TUIs such as ``T047``).
+            languages: LAT values kept (default English only); None keeps all.
+            sources: SAB values kept (e.g. ``("MSH", "SNOMEDCT_US")``); None keeps all.
+            suppress: SUPPRESS flags kept; default ``("N",)``, only current names (None
+                keeps obsolete and suppressible names too).
+            semantic_types: Keep only concepts with one of these TUIs or groups (``"DISO"``,
+                see :mod:`sapbert_st.data.semantic_groups`); needs ``mrsty``.
+        """
+        from sapbert_st.data.semantic_groups import expand_semantic_types
+        from sapbert_st.data.umls import iter_mrconso_atoms, iter_mrsty
+
+        wanted = None
+        if semantic_types is not None:
+            if mrsty is None:
+                raise ValueError("semantic_types: filtering by semantic type needs mrsty "
+                                 "(MRSTY.RRF)")
+            wanted = set(expand_semantic_types(semantic_types))
+        types: dict[str, list[str]] = {}
+        if mrsty is not None:
+            for cui, tui, _ in iter_mrsty(mrsty):
+                types.setdefault(cui, []).append(tui)
+        names: dict[str, dict[str, None]] = {}
+        preferred: dict[str, str] = {}
+        for cui, name, is_preferred in iter_mrconso_atoms(mrconso, languages, sources, suppress,
+                                                          show_progress_bar):
+            if wanted is not None and not wanted.intersection(types.get(cui, ())):
+                continue
+            name = name.strip()
+            if not name:
+                continue
+            names.setdefault(cui, {})[name] = None
+            if is_preferred and cui not in preferred:
+                preferred[cui] = name
+        concepts = []
+        for cui, kept in names.items():
+            canonical = preferred.get(cui, next(iter(kept)))
+            concepts.append(Concept(cui, canonical, tuple(n for n in kept if n != canonical),
+                                    tuple(dict.fromkeys(types.get(cui, ())))))
+        if not concepts:
+            logger.warning("%s: no concept passed the filters (languages=%s, sources=%s, "
+                           "semantic_types=%s)", mrconso, languages, sources, semantic_types)
+        return cls(concepts)
 
     # ------------------------------------------------------------------ JSONL files
 

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
               sapbert-st evaluate --model sapbert-hpo --benchmark ncbi-disease --data-dir data
               sapbert-st index --model sapbert-hpo --dictionary hpo --output hpo-index
               sapbert-st link --index hpo-index "heart attack" "fits"
+              sapbert-st serve --index hpo-index          # REST API and a search page
 
             Commands that write (train, evaluate, index, quickstart) check --output before
             any work and never replace an existing one unless --overwrite is given.

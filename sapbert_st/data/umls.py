@@ -1,4 +1,5 @@
-"""UMLS Metathesaurus (``MRCONSO.RRF`` / ``MRREL.RRF``): SapBERT's pretraining pairs and dictionary.
+"""UMLS Metathesaurus (``MRCONSO.RRF`` / ``MRREL.RRF`` / ``MRSTY.RRF``): SapBERT's pretraining
+pairs and dictionary, and the semantic types of concepts.
 
 The UMLS is licensed (https://www.nlm.nih.gov/research/umls/); bring your own release
 (``META/MRCONSO.RRF``, ``META/MRREL.RRF``). Files are streamed line by line: memory grows
@@ -11,6 +12,7 @@ with a trailing ``|``:
   STR SRL SUPPRESS CVF (we use CUI 0, LAT 1, SAB 11, STR 14, SUPPRESS 16).
 * ``MRREL.RRF``, 16 fields: CUI1 AUI1 STYPE1 REL CUI2 AUI2 STYPE2 RELA RUI SRUI SAB SL RG
   DIR SUPPRESS CVF (we use CUI1 0, REL 3, CUI2 4, RELA 7).
+* ``MRSTY.RRF``, 6 fields: CUI TUI STN STY ATUI CVF (we use CUI 0, TUI 1, STY 3).
 """
 
 from __future__ import annotations
@@ -77,6 +79,25 @@ def iter_mrconso(
 ) -> Iterator[tuple[str, str]]:
     """Stream ``(CUI, STR)`` from ``MRCONSO.RRF``, filtered by language, source and SUPPRESS.
 
+    The arguments and errors are those of :func:`iter_mrconso_atoms`.
+    """
+    for cui, name, _ in iter_mrconso_atoms(path, languages, sources, suppress,
+                                           show_progress_bar, stats):
+        yield cui, name
+
+
+def iter_mrconso_atoms(
+    path: PathLike,
+    languages: Collection[str] | None = ("ENG",),
+    sources: Collection[str] | None = None,
+    suppress: Collection[str] | None = None,
+    show_progress_bar: bool | None = None,
+    stats: Counter | None = None,
+) -> Iterator[tuple[str, str, bool]]:
+    """Stream ``(CUI, STR, preferred)`` from ``MRCONSO.RRF``, filtered by language, source
+    and SUPPRESS; ``preferred`` marks the concept's preferred name in the Metathesaurus
+    (TS ``P``, STT ``PF``, ISPREF ``Y``).
+
     Args:
         path: ``MRCONSO.RRF`` (plain or ``.gz``), UTF-8.
         languages: LAT values kept (``("ENG",)`` as in SapBERT); ``None`` keeps all.
@@ -128,7 +149,7 @@ def iter_mrconso(
             skipped_suppress += 1
             continue
         kept += 1
-        yield cui, fields[14]
+        yield cui, fields[14], fields[2] == "P" and fields[4] == "PF" and fields[6] == "Y"
     stats.update(rows=rows, kept=kept, skipped_language=skipped_lat, skipped_source=skipped_sab,
                  skipped_suppress=skipped_suppress)
     require_nonempty(path, rows, "MRCONSO rows")
@@ -139,6 +160,29 @@ def iter_mrconso(
     if kept == 0:
         logger.warning("%s: no row passed the filters (languages=%s, sources=%s, suppress=%s); "
                        "other languages seen: %s", path, languages, sources, suppress, dict(lat_seen))
+
+
+MRSTY_COLUMNS = ("CUI", "TUI", "STN", "STY", "ATUI", "CVF")
+
+
+def iter_mrsty(path: PathLike) -> Iterator[tuple[str, str, str]]:
+    """Stream ``(CUI, TUI, STY)`` (concept, semantic type id, semantic type name) from
+    ``MRSTY.RRF`` (6 ``|``-separated fields and a trailing ``|``)."""
+    rows = 0
+    for lineno, line in iter_lines(path):
+        rows += 1
+        fields = line.split("|")
+        if len(fields) != 7 or fields[6]:
+            raise _rrf_error(path, lineno, line, fields, MRSTY_COLUMNS, "MRSTY.RRF")
+        if not _is_cui(fields[0]):
+            raise DataFormatError(path, lineno, f"expected a CUI like 'C0000005' in field 1 "
+                                  f"(CUI), found {fields[0]!r}", line)
+        tui = fields[1]
+        if not (len(tui) == 4 and tui[0] == "T" and tui[1:].isdigit()):
+            raise DataFormatError(path, lineno, f"expected a semantic type id like 'T047' in "
+                                  f"field 2 (TUI), found {tui!r}", line)
+        yield fields[0], tui, fields[3]
+    require_nonempty(path, rows, "MRSTY rows")
 
 
 def iter_tradename_relations(
