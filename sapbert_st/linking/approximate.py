@@ -202,8 +202,11 @@ def new_faiss_index(factory: str, dim: int):
         raise ValueError(f"index_type: faiss cannot build {factory!r} for inner-product search "
                          f"({_faiss_message(exc)}); expected one of {INDEX_TYPES} or a faiss "
                          f"factory string such as 'IVF1024,PQ32'") from exc
-    if hasattr(index, "do_polysemous_training"):
-        index.do_polysemous_training = False  # only for Hamming filtering; slow
+    ivf = _ivf_of(index)
+    for part in (index, ivf, getattr(index, "base_index", None)):
+        part = faiss.downcast_index(part) if part is not None and part is not index else part
+        if part is not None and hasattr(part, "do_polysemous_training"):
+            part.do_polysemous_training = False  # only for Hamming filtering; slow
     return index
 
 
