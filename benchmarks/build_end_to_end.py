@@ -28,6 +28,9 @@ import numpy as np
 from large_index import MemorySampler
 from measure import machine
 
+#: Outside the repository: a trial run never overwrites benchmarks/results/build_end_to_end.json.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "build_end_to_end.json"
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,8 +45,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--umls-distinct", type=int, default=7_400_000)
     parser.add_argument("--faiss-add-s-per-million", type=float, default=None,
                         help="from search_sweep.json (build_s at its n), for the extrapolation")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" /
-                                                "build_end_to_end.json"))
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="JSON result (default: %(default)s, never the committed one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -88,6 +91,7 @@ def main(argv=None) -> dict:
     if args.faiss_add_s_per_million:
         result["extrapolated_umls_faiss_hours"] = round(
             args.faiss_add_s_per_million * args.umls_distinct / 1e6 / 3600, 2)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
     return result

@@ -26,11 +26,15 @@ import logging
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from measure import machine
+
+#: Outside the repository: a trial run never overwrites benchmarks/results/encode_backends.json.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "encode_backends.json"
 
 logger = logging.getLogger("encode_backends")
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +80,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dev-sets", nargs="+",
                         default=["ncbi-disease", "cometa-zeroshot-general"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" /
-                                                "encode_backends.json"))
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="JSON result (default: %(default)s, never the committed one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 

@@ -28,6 +28,7 @@ import json
 import logging
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,8 +36,10 @@ import numpy as np
 from large_index import MemorySampler, generate, latency, queries_for, recall_at
 from measure import machine
 
+#: Outside the repository: a trial run never overwrites benchmarks/results/search_sweep.json.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "search_sweep.json"
+
 logger = logging.getLogger("search_sweep")
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv=None) -> dict:
@@ -59,7 +62,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--extrapolate-to", type=int, nargs="+", default=[7_400_000, 14_800_000])
     parser.add_argument("--workdir", default="/tmp/sapbert_st_large_index")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(RESULTS / "search_sweep.json"))
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="JSON result (default: %(default)s, never the committed one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
