@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 # Environment 1: with `adapters` (pins transformers 4.57, so sentence-transformers 5.x).
 VENV ?= .venv
-EXTRAS ?= dev,adapters
+EXTRAS ?= dev,adapters,onnx
 # Environment 2: without it (sentence-transformers 6, transformers 5).
 VENV_NOADAPTERS ?= .venv-noadapters
 

@@ -141,6 +141,8 @@ def load_sapbert(
     trust_remote_code: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     similarity_fn_name: str | None = None,
+    backend: str = "torch",
+    quantize: str | None = None,
     **kwargs: Any,
 ) -> SentenceTransformer:
     """Load any BERT-like checkpoint as a SapBERT model: Transformer + [CLS] pooling.
@@ -186,6 +188,12 @@ def load_sapbert(
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``torch_dtype``).
         similarity_fn_name: ``"dot"``, ``"cosine"`` (or another sentence-transformers
             similarity) instead of the default described above.
+        backend: ``"torch"`` (default), ``"onnx"`` (ONNX Runtime) or ``"openvino"``: the
+            encoder runs on sentence-transformers' backend of that name. Needs a local
+            folder: the encoder is exported into it once (``onnx/model.onnx``,
+            :func:`sapbert_st.backends.export_backend`) and loaded from there afterwards.
+        quantize: ``"int8"`` with ``backend="onnx"``: dynamic int8 quantization for this
+            CPU (``onnx/model_qint8_<cpu>.onnx``; faster, not bit-exact). ``None``: float32.
         **kwargs: Passed to ``SentenceTransformer`` (``cache_folder``, ``revision``, ...).
 
     Raises:
@@ -211,8 +219,14 @@ def load_sapbert(
         raise ValueError(f"max_seq_length must be an int >= 2 or None, got {max_seq_length!r}")
     device = check_device(device)
     _check_similarity_fn_name(similarity_fn_name)
+    from sapbert_st.backends import check_backend, export_backend
+
+    check_backend(backend, quantize)
     model_kwargs = dict(model_kwargs or {})
-    model_kwargs.setdefault("use_safetensors", None)  # safetensors when present, .bin otherwise
+    if backend == "torch":
+        model_kwargs.setdefault("use_safetensors", None)  # safetensors, else .bin
+    else:
+        model_kwargs.setdefault("file_name", export_backend(name, backend, quantize))
 
     if _has_sentence_transformers_layout(name):
         entries = _module_entries(name)
@@ -220,6 +234,10 @@ def load_sapbert(
         check_module_folders(name, entries)
         if _ADAPTER_MODULE in types:
             from sapbert_st.adapters import load_adapter_checkpoint
+
+            if backend != "torch":
+                raise ValueError(f"backend={backend!r}: {name} is an adapter checkpoint, which "
+                                 f"runs on torch only; merge the adapter or use backend='torch'")
 
             model = load_adapter_checkpoint(name, device=device, max_seq_length=max_seq_length)
             model.similarity_fn_name = similarity_fn_name or default_similarity_fn_name(
@@ -235,7 +253,7 @@ def load_sapbert(
             )
         model = SentenceTransformer(
             name, device=device, trust_remote_code=trust_remote_code,
-            model_kwargs=model_kwargs, **kwargs,
+            model_kwargs=model_kwargs, backend=backend, **kwargs,
         )
         modes = pooling_modes(model)
         similarity = similarity_fn_name or default_similarity_fn_name(
@@ -269,7 +287,7 @@ def load_sapbert(
         hub_kwargs = {"cache_dir" if k == "cache_folder" else k: v for k, v in hub.items()}
         try:
             transformer = Transformer(
-                name,
+                name, backend=backend,
                 model_kwargs={**hub_kwargs, **model_kwargs, "trust_remote_code": trust_remote_code},
                 processor_kwargs={**hub_kwargs, "trust_remote_code": trust_remote_code},
                 config_kwargs={**hub_kwargs, "trust_remote_code": trust_remote_code},

@@ -30,10 +30,12 @@ def load_model(path: str | None, args: argparse.Namespace, argument: str = "--mo
     if looks_local(path) and not Path(path).expanduser().exists():
         raise UsageError(f"{argument}: no such model folder: {path}{hint}")
     try:
-        return load_sapbert(path, max_seq_length=args.max_seq_length, device=args.device)
+        backend, _, quantize = getattr(args, "backend", "torch").partition("-")
+        return load_sapbert(path, max_seq_length=args.max_seq_length, device=args.device,
+                            backend=backend, quantize=quantize or None)
     except BrokenPipeError:  # stdout's reader went away while a library wrote to it
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise UsageError(f"{argument} {path}: {exc}{hint}") from exc
 
 

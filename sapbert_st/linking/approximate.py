@@ -24,7 +24,17 @@ from sapbert_st.linking.checks import check_int, check_positive_int
 
 logger = logging.getLogger(__name__)
 
-INDEX_TYPES = ("flat", "hnsw", "ivf_pq", "ivf_sq8", "ivf_fp16")
+INDEX_TYPES = ("flat", "hnsw", "ivf_pq", "ivf_sq8", "ivf_fp16", "ivf_pq_refine", "auto")
+
+#: Codes the in-RAM refinement stage of ``ivf_pq_refine`` may keep (faiss ``Refine(...)``).
+REFINE_CODES = ("SQ4", "SQ6", "SQ8", "SQfp16", "Flat")
+
+#: ``index_type="auto"``: exact search up to this many distinct names, ``ivf_pq_refine`` above.
+AUTO_FLAT_MAX = 200_000
+
+#: From this many IVF lists on, the coarse quantizer is an HNSW graph (``IVF{nlist}_HNSW32``):
+#: a flat quantizer compares every query with every list centroid.
+HNSW_QUANTIZER_MIN_NLIST = 4096
 
 #: Fewest bits per product-quantizer code; ``ivf_pq`` needs ``2**MIN_PQ_NBITS`` names.
 MIN_PQ_NBITS = 4
@@ -64,6 +74,18 @@ def check_index_type(index_type) -> str:
     return index_type
 
 
+def auto_index_type(n: int) -> str:
+    """``index_type="auto"``: ``"flat"`` (exact) up to :data:`AUTO_FLAT_MAX` distinct names,
+    else ``"ivf_pq_refine"`` (see ``benchmarks/README.md``, search sweep)."""
+    return "flat" if n <= AUTO_FLAT_MAX else "ivf_pq_refine"
+
+
+def check_refine_code(refine_code) -> str:
+    if refine_code not in REFINE_CODES:
+        raise ValueError(f"refine_code: expected one of {REFINE_CODES}, got {refine_code!r}")
+    return refine_code
+
+
 def pq_nbits_for(train_count: int, pq_nbits: int | None) -> int:
     """Bits per PQ code: 8 (faiss's default), fewer when there are under 256 training vectors."""
     if pq_nbits is not None:
@@ -85,14 +107,18 @@ def pq_nbits_for(train_count: int, pq_nbits: int | None) -> int:
 
 def factory_string(index_type: str, n: int, dim: int, *, nlist: int | None = None,
                    pq_m: int | None = None, pq_nbits: int | None = None, hnsw_m: int = 32,
-                   train_size: int = 131072) -> str:
+                   train_size: int = 131072, refine_code: str = "SQ8") -> str:
     """The faiss factory string for ``index_type`` (see :class:`DictionaryIndex`), checked.
 
     ``nlist`` defaults to ``4 sqrt(n)`` lists (at most ``n / 39`` and the training sample);
-    ``pq_m`` to ``d / 8`` subquantizers. A factory string passes through
-    :func:`check_factory`.
+    ``pq_m`` to ``d / 8`` subquantizers. ``ivf_pq_refine`` is ``IVF{nlist},PQ{pq_m}`` (an
+    HNSW coarse quantizer from :data:`HNSW_QUANTIZER_MIN_NLIST` lists on) whose candidates
+    faiss re-scores in RAM from ``refine_code`` vectors (``Refine(SQ8)``: d bytes a name).
+    ``"auto"`` must be resolved first (:func:`auto_index_type`). A factory string passes
+    through :func:`check_factory`.
     """
     check_index_type(index_type)
+    check_refine_code(refine_code)
     hnsw_m = check_int(hnsw_m, "hnsw_m", 2)
     train_count = min(n, check_positive_int(train_size, "train_size"))
     for argument, value in (("nlist", nlist), ("pq_m", pq_m), ("pq_nbits", pq_nbits)):
@@ -100,6 +126,13 @@ def factory_string(index_type: str, n: int, dim: int, *, nlist: int | None = Non
             check_positive_int(value, argument)
     if index_type == "hnsw":
         factory = f"HNSW{hnsw_m}"
+    elif index_type == "ivf_pq_refine":
+        nlist = _nlist(n, train_count, train_size, nlist)
+        coarse = f"IVF{nlist}_HNSW32" if nlist >= HNSW_QUANTIZER_MIN_NLIST else f"IVF{nlist}"
+        pq = _pq(dim, train_count, pq_m, pq_nbits)
+        factory = f"{coarse},{pq},Refine({refine_code})"
+    elif index_type == "auto":
+        raise ValueError("index_type='auto': resolve it with auto_index_type(n) first")
     elif index_type in ("ivf_pq", "ivf_sq8", "ivf_fp16"):
         nlist = _nlist(n, train_count, train_size, nlist)
         codes = {"ivf_sq8": "SQ8", "ivf_fp16": "SQfp16"}
@@ -169,29 +202,41 @@ def new_faiss_index(factory: str, dim: int):
         raise ValueError(f"index_type: faiss cannot build {factory!r} for inner-product search "
                          f"({_faiss_message(exc)}); expected one of {INDEX_TYPES} or a faiss "
                          f"factory string such as 'IVF1024,PQ32'") from exc
-    if hasattr(index, "do_polysemous_training"):
-        index.do_polysemous_training = False  # only for Hamming filtering; slow
+    ivf = _ivf_of(index)
+    for part in (index, ivf, getattr(index, "base_index", None)):
+        part = faiss.downcast_index(part) if part is not None and part is not index else part
+        if part is not None and hasattr(part, "do_polysemous_training"):
+            part.do_polysemous_training = False  # only for Hamming filtering; slow
     return index
 
 
 def train_and_add(faiss_index, embeddings: np.ndarray, factory: str, *, train_size: int,
-                  chunk_size: int, seed: int, progress: bool):
-    """Train ``faiss_index`` on a seeded sample of ``train_size`` rows, then add every row."""
+                  chunk_size: int, seed: int, progress: bool, rows: np.ndarray | None = None):
+    """Train ``faiss_index`` on a seeded sample of ``train_size`` rows, then add every row.
+
+    ``rows`` (increasing row numbers): index only these rows, in this order (one row per
+    distinct name for a deduplicated index); faiss then numbers them 0, 1, ...
+    """
     from tqdm.auto import tqdm
 
-    n = len(embeddings)
+    n = len(embeddings) if rows is None else len(rows)
+
+    def take(positions):
+        return embeddings[positions] if rows is None else embeddings[rows[positions]]
+
     try:
         if not faiss_index.is_trained:
             size = min(n, train_size)
             rng = np.random.default_rng(seed)
             sample_rows = np.sort(rng.choice(n, size=size, replace=False))
-            sample = np.ascontiguousarray(embeddings[sample_rows], dtype=np.float32)
+            sample = np.ascontiguousarray(take(sample_rows), dtype=np.float32)
             logger.info("Training faiss %s on %d of %d vectors", factory, size, n)
             faiss_index.train(sample)
             del sample
         bar = tqdm(total=n, desc=f"Adding to faiss {factory}", unit="name", disable=not progress)
         for start in range(0, n, chunk_size):
-            block = np.ascontiguousarray(embeddings[start:start + chunk_size], dtype=np.float32)
+            block = np.ascontiguousarray(take(slice(start, start + chunk_size)),
+                                         dtype=np.float32)
             faiss_index.add(block)
             bar.update(len(block))
         bar.close()
@@ -208,26 +253,45 @@ def _ivf_of(faiss_index):
         return None
 
 
+def _hnsw_quantizer(ivf):
+    quantizer = import_faiss().downcast_index(ivf.quantizer)
+    return getattr(quantizer, "hnsw", None)
+
+
 def search_param_names(faiss_index) -> tuple[str, ...]:
-    """Which of ``nprobe`` / ``ef_search`` apply to ``faiss_index``."""
+    """Which of ``nprobe`` / ``ef_search`` / ``refine_factor`` apply to ``faiss_index``."""
     names = ()
-    if _ivf_of(faiss_index) is not None:
+    ivf = _ivf_of(faiss_index)
+    if ivf is not None:
         names += ("nprobe",)
-    if getattr(faiss_index, "hnsw", None) is not None:
+    if getattr(faiss_index, "hnsw", None) is not None or (
+            ivf is not None and _hnsw_quantizer(ivf) is not None):
         names += ("ef_search",)
+    if hasattr(faiss_index, "k_factor"):
+        names += ("refine_factor",)
     return names
 
 
-def set_search_params(faiss_index, nprobe: int, ef_search: int) -> None:
-    """Set the configured search depth on ``faiss_index`` (where it applies)."""
+def set_search_params(faiss_index, nprobe: int, ef_search: int, refine_factor: int = 16) -> None:
+    """Set the configured search depth on ``faiss_index`` (where it applies).
+
+    An HNSW coarse quantizer searches ``max(ef_search, nprobe)`` deep (it must return
+    ``nprobe`` lists); an ``IndexRefine`` re-scores ``refine_factor * k`` PQ candidates.
+    """
     nprobe = check_positive_int(nprobe, "nprobe")
     ef_search = check_positive_int(ef_search, "ef_search")
+    refine_factor = check_positive_int(refine_factor, "refine_factor")
     ivf = _ivf_of(faiss_index)
     if ivf is not None:
         ivf.nprobe = nprobe
+        quantizer_hnsw = _hnsw_quantizer(ivf)
+        if quantizer_hnsw is not None:
+            quantizer_hnsw.efSearch = max(ef_search, nprobe)
     hnsw = getattr(faiss_index, "hnsw", None)
     if hnsw is not None:
         hnsw.efSearch = ef_search
+    if hasattr(faiss_index, "k_factor"):
+        faiss_index.k_factor = float(refine_factor)
 
 
 def search(faiss_index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

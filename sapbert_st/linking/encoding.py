@@ -112,6 +112,17 @@ def check_fingerprint(expected: dict[str, Any], model: SentenceTransformer, wher
             f"model it was built with")
 
 
+def check_devices(devices) -> list[str] | None:
+    """``None``, or a non-empty list of device strings (``"cpu"``, ``"cuda:0"``, ...)."""
+    if devices is None:
+        return None
+    if isinstance(devices, str) or not isinstance(devices, Sequence) or not devices or not all(
+            isinstance(d, str) and d.strip() for d in devices):
+        raise ValueError(f"devices: expected a non-empty list of device names such as "
+                         f"['cuda:0', 'cuda:1'] or ['cpu', 'cpu'], got {devices!r}")
+    return list(devices)
+
+
 def check_compute_dtype(compute_dtype: str) -> str:
     if compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
@@ -222,6 +233,7 @@ def encode_texts(
     out: np.ndarray | None = None,
     normalize: bool = False,
     compute_dtype: str = "float32",
+    devices: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Encode ``texts`` in chunks of ``chunk_size`` into ``out`` (float32 or float16).
 
@@ -235,6 +247,14 @@ def encode_texts(
     embeddings that differ from float32 in the third significant digit (``normalize`` is
     then applied in float32). ``batch_size`` defaults to :func:`default_encode_batch_size`.
     The progress bar counts distinct strings and advances after every batch.
+
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]``, or ``["cpu", "cpu"]`` for two CPU
+    processes) encodes each chunk with sentence-transformers' multi-process pool
+    (``start_multi_process_pool`` / ``encode(..., pool=...)``), one worker per entry; the
+    chunks are written to ``out`` in order, so the result matches one process up to
+    floating-point summation order. With several devices only ``compute_dtype="float32"``
+    (pass ``model_kwargs={"torch_dtype": ...}`` when loading the model for half precision)
+    and the progress bar advances once per chunk.
     """
     import contextlib
 
@@ -244,6 +264,11 @@ def encode_texts(
 
     check_model(model)
     check_compute_dtype(compute_dtype)
+    devices = check_devices(devices)
+    if devices is not None and compute_dtype != "float32":
+        raise ValueError(f"compute_dtype: {compute_dtype!r} runs under torch.autocast in this "
+                         f"process only; with devices={devices} use 'float32' (or load the "
+                         f"model in half precision)")
     if batch_size is None:
         batch_size = default_encode_batch_size(model)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -270,6 +295,7 @@ def encode_texts(
     bar = tqdm(total=len(unique), desc="Encoding names", unit="name",
                disable=not _progress(show_progress_bar))
     progress = _BatchProgress(model, bar)
+    pool = model.start_multi_process_pool(list(devices)) if devices is not None else None
     try:
         for start in range(0, len(unique), chunk_size):
             chunk = unique.slice(start, chunk_size).to_pylist()
@@ -277,11 +303,13 @@ def encode_texts(
                          torch.autocast(device_type=model.device.type,
                                         dtype=getattr(torch, compute_dtype)))
             progress.start_chunk(len(chunk))
+            extra = {} if pool is None else {"pool": pool}
             with precision:  # a tensor in reduced precision: numpy has no bfloat16
                 embeddings = model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
                                           convert_to_numpy=full_precision,
                                           convert_to_tensor=not full_precision,
-                                          normalize_embeddings=normalize and full_precision)
+                                          normalize_embeddings=normalize and full_precision,
+                                          **extra)
             progress.end_chunk()
             if isinstance(embeddings, torch.Tensor):
                 embeddings = embeddings.float()
@@ -290,6 +318,8 @@ def encode_texts(
                 embeddings = embeddings.cpu().numpy()
             target[start:start + len(chunk)] = embeddings
     finally:
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
         progress.remove()
         bar.close()
     if buffer is not None:

@@ -51,6 +51,7 @@ from sapbert_st.linking.index_folder import (
     read_index_folder,
     write_index_folder,
 )
+from sapbert_st.linking.name_groups import NameGroups
 from sapbert_st.progress import resolve_show_progress_bar
 
 if TYPE_CHECKING:
@@ -71,14 +72,23 @@ _U32 = 2.0 ** -24
 
 #: Keyword arguments of :meth:`DictionaryIndex.from_embeddings` that tune faiss.
 _FAISS_OPTIONS = ("nlist", "pq_m", "pq_nbits", "hnsw_m", "train_size", "nprobe", "ef_search",
-                  "rerank", "rerank_factor", "chunk_size", "seed")
+                  "rerank", "rerank_factor", "refine_code", "refine_factor", "dedup",
+                  "chunk_size", "seed")
 
 
 def _check_options(index_type, n: int, dim: int, *, nlist=None, pq_m=None, pq_nbits=None,
                    hnsw_m=32, train_size=131072, nprobe=32, ef_search=128, rerank=True,
-                   rerank_factor=10, chunk_size=262144, seed=0) -> str | None:
-    """Check every index option before any work: the faiss factory string, or None for flat."""
+                   rerank_factor=10, refine_code="SQ8", refine_factor=16, dedup=False,
+                   chunk_size=262144, seed=0) -> str | None:
+    """Check every index option before any work: the faiss factory string, or None for flat.
+
+    ``n`` counts the vectors faiss will hold (distinct names when ``dedup``); ``index_type``
+    must already be resolved from ``"auto"``.
+    """
     approximate.check_index_type(index_type)
+    approximate.check_refine_code(refine_code)
+    check_positive_int(refine_factor, "refine_factor")
+    check_bool(dedup, "dedup")
     check_positive_int(nprobe, "nprobe")
     check_positive_int(ef_search, "ef_search")
     check_positive_int(rerank_factor, "rerank_factor")
@@ -94,7 +104,21 @@ def _check_options(index_type, n: int, dim: int, *, nlist=None, pq_m=None, pq_nb
         check_positive_int(train_size, "train_size")
         return None
     return approximate.factory_string(index_type, n, dim, nlist=nlist, pq_m=pq_m,
-                                      pq_nbits=pq_nbits, hnsw_m=hnsw_m, train_size=train_size)
+                                      pq_nbits=pq_nbits, hnsw_m=hnsw_m, train_size=train_size,
+                                      refine_code=refine_code)
+
+
+def _resolve_index_type(index_type, names, dedup: bool | None) -> tuple[str, NameGroups | None]:
+    """``"auto"`` -> ``"flat"`` or ``"ivf_pq_refine"`` by the number of distinct names; the
+    name groups when they are needed (``"auto"``, or ``dedup`` of an approximate type;
+    ``dedup=None``: approximate types deduplicate)."""
+    if index_type == "flat" or (index_type != "auto" and dedup is False):
+        return index_type, None
+    groups = NameGroups(names)
+    if index_type == "auto":
+        index_type = approximate.auto_index_type(len(groups))
+        logger.info("index_type='auto': %r for %d distinct names", index_type, len(groups))
+    return index_type, groups
 
 
 class DictionaryIndex:
@@ -121,7 +145,23 @@ class DictionaryIndex:
     ivf_pq        ``IVF{nlist},PQ{pq_m}``      pq_m bytes, plus storage (may be on disk)
     ivf_sq8       ``IVF{nlist},SQ8``           d bytes, plus storage
     ivf_fp16      ``IVF{nlist},SQfp16``        2 d bytes, plus storage
+    ivf_pq_refine ``IVF{nlist},PQ{pq_m},``     pq_m + d bytes (``refine_code="SQ8"``),
+                  ``Refine(SQ8)``              plus storage (may be on disk)
+    auto          ``flat`` up to 200,000 distinct names, else ``ivf_pq_refine``
     ============  ===========================  ========================================
+
+    ``ivf_pq_refine`` scans ``nprobe`` lists with the PQ codes, re-scores the best
+    ``refine_factor * rerank_factor * k`` of them in RAM from the scalar-quantized vectors
+    (``refine_code``: ``SQ4``/``SQ6``/``SQ8``/``SQfp16``/``Flat``), then the best
+    ``rerank_factor * k`` exactly from the stored embeddings, so a shallow read from an
+    on-disk memmap suffices. From 4096 lists on, its coarse quantizer is an HNSW graph.
+
+    **Deduplicated names** (``dedup=True``, the default of :meth:`build` for approximate
+    types): faiss holds one vector per distinct name string; a hit is expanded to every
+    row of that string, with the same (exact) score, so all concept ids of a shared name
+    are returned, as exact search returns them. :meth:`build` encodes each distinct string
+    once, so this loses nothing; :meth:`from_embeddings` checks that the rows of one name
+    have identical embeddings.
 
     Any other faiss factory string is accepted as ``index_type`` too (its HNSW, IVF and
     PQ numbers are checked first: faiss crashes on some). Below 256 names ``ivf_pq`` uses
@@ -216,6 +256,13 @@ class DictionaryIndex:
         self._max_norm_value = float(self.config.get("max_norm") or 0.0)
         self._ids_list: list[str] | None = None
         self._faiss_gpu = None
+        self._name_groups: NameGroups | None = None
+        if self.config.get("dedup") and faiss_index is not None:
+            self._name_groups = NameGroups(self.names)
+            if len(self._name_groups) != faiss_index.ntotal:
+                raise IndexFolderError(f"faiss_index: holds {faiss_index.ntotal} vectors, but "
+                                       f"the dictionary has {len(self._name_groups)} distinct "
+                                       f"names (config dedup=True); expected one per name")
 
     # ------------------------------------------------------------------ construction
 
@@ -234,6 +281,7 @@ class DictionaryIndex:
         chunk_size: int = 65536,
         embeddings_path: str | os.PathLike | None = None,
         show_progress_bar: bool | None = None,
+        devices: Sequence[str] | None = None,
         **index_kwargs: Any,
     ) -> DictionaryIndex:
         """Encode a dictionary with ``model`` and index it.
@@ -248,7 +296,9 @@ class DictionaryIndex:
                 ``None``: the model's own ``model.similarity_fn_name`` (a ValueError names
                 it when it is neither).
             index_type: ``"flat"`` (exact), ``"hnsw"``, ``"ivf_pq"``, ``"ivf_sq8"``,
-                ``"ivf_fp16"`` or a faiss factory string.
+                ``"ivf_fp16"``, ``"ivf_pq_refine"``, ``"auto"`` (flat up to 200,000 distinct
+                names, else ``ivf_pq_refine``) or a faiss factory string. Approximate types
+                index each distinct name once (``dedup=True``; see the class docstring).
             dtype: ``"float32"`` or ``"float16"`` storage of the embeddings (halves memory;
                 scores then use the float16 values).
             compute_dtype: ``"float32"`` (default), or ``"bfloat16"`` / ``"float16"`` to
@@ -260,9 +310,14 @@ class DictionaryIndex:
             embeddings_path: Write the embeddings to this ``.npy`` file as a memmap instead
                 of RAM (for dictionaries larger than memory).
             show_progress_bar: ``None``: on when the logger is at INFO.
+            devices: Encode in several processes with sentence-transformers' multi-process
+                pool, one per entry: ``["cuda:0", "cuda:1"]`` for two GPUs, ``["cpu",
+                "cpu"]`` for two CPU processes (:func:`.encoding.encode_texts`). ``None``:
+                this process, on ``model.device``.
             **index_kwargs: For approximate types: ``nlist``, ``pq_m``, ``pq_nbits``,
                 ``hnsw_m``, ``train_size``, ``nprobe``, ``ef_search``, ``rerank``,
-                ``rerank_factor`` (see :meth:`from_embeddings`); checked before encoding.
+                ``rerank_factor``, ``refine_code``, ``refine_factor``, ``dedup`` (see
+                :meth:`from_embeddings`); checked before encoding.
 
         Raises:
             ValueError: bad arguments, or the model produced NaN/inf (or, for
@@ -285,7 +340,12 @@ class DictionaryIndex:
         batch_size = check_positive_int(batch_size, "batch_size")
         dim = embedding_dimension(model)
         n = len(name_array)
-        _check_options(index_type, n, dim, **index_kwargs)  # fail before encoding, not after
+        approximate.check_index_type(index_type)
+        index_type, groups = _resolve_index_type(index_type, name_array,
+                                                 index_kwargs.get("dedup"))
+        index_kwargs.setdefault("dedup", index_type != "flat")
+        faiss_rows = len(groups) if index_kwargs["dedup"] and groups is not None else n
+        _check_options(index_type, faiss_rows, dim, **index_kwargs)  # fail before encoding
         if embeddings_path is not None:
             storage = np.lib.format.open_memmap(os.fspath(embeddings_path), mode="w+",
                                                 dtype=dtype, shape=(n, dim))
@@ -293,7 +353,8 @@ class DictionaryIndex:
             storage = np.empty((n, dim), dtype=dtype)
         encode_texts(model, name_array, batch_size=batch_size, chunk_size=chunk_size,
                      show_progress_bar=show_progress_bar, out=storage,
-                     normalize=similarity == "cosine", compute_dtype=compute_dtype)
+                     normalize=similarity == "cosine", compute_dtype=compute_dtype,
+                     devices=devices)
         scan = scan_embeddings(storage)
         _check_encoded(scan, name_array, similarity, dtype, compute_dtype)
         config = {"batch_size": batch_size, "dtype": dtype, "compute_dtype": compute_dtype,
@@ -302,7 +363,7 @@ class DictionaryIndex:
         return cls.from_embeddings(
             storage, name_array, id_array, model=model, similarity=similarity,
             index_type=index_type, show_progress_bar=show_progress_bar, config=config,
-            verify=False, **index_kwargs,
+            verify=False, name_groups=groups, **index_kwargs,
         )
 
     @classmethod
@@ -324,11 +385,15 @@ class DictionaryIndex:
         ef_search: int = 128,
         rerank: bool = True,
         rerank_factor: int = 10,
+        refine_code: str = "SQ8",
+        refine_factor: int = 16,
+        dedup: bool = False,
         chunk_size: int = 262144,
         show_progress_bar: bool | None = None,
         config: dict[str, Any] | None = None,
         seed: int = 0,
         verify: bool = True,
+        name_groups: NameGroups | None = None,
     ) -> DictionaryIndex:
         """Index precomputed embeddings (float32/float16 array or memmap), streamed in chunks.
 
@@ -342,6 +407,10 @@ class DictionaryIndex:
         to 8, fewer below 256 names. Every option is checked before faiss sees it.
         ``verify=False`` together with ``config["max_norm"]`` (the largest row norm)
         skips the checking pass over the embeddings, for huge memmaps already checked.
+        ``ivf_pq_refine``: ``refine_code`` is the in-RAM refinement code, ``refine_factor``
+        how many PQ candidates per candidate it re-scores. ``dedup=True``: faiss holds one
+        vector per distinct name (the rows of one name must have identical embeddings;
+        checked unless ``verify=False``); ``index_type="auto"`` chooses by distinct names.
         """
         name_array, id_array = dictionary_columns(names, cuis)
         if len(name_array) == 0:
@@ -353,40 +422,59 @@ class DictionaryIndex:
                              f"row per name")
         similarity = resolve_similarity(similarity, model)
         check_bool(verify, "verify")
-        factory = _check_options(index_type, n, dim, nlist=nlist, pq_m=pq_m, pq_nbits=pq_nbits,
-                                 hnsw_m=hnsw_m, train_size=train_size, nprobe=nprobe,
-                                 ef_search=ef_search, rerank=rerank,
-                                 rerank_factor=rerank_factor, chunk_size=chunk_size, seed=seed)
+        check_bool(dedup, "dedup")
+        approximate.check_index_type(index_type)
+        if name_groups is None:
+            index_type, name_groups = _resolve_index_type(index_type, name_array, dedup)
+        dedup = dedup and index_type != "flat"
+        if dedup and name_groups is None:
+            name_groups = NameGroups(name_array)
+        factory = _check_options(index_type, len(name_groups) if dedup else n, dim, nlist=nlist,
+                                 pq_m=pq_m, pq_nbits=pq_nbits, hnsw_m=hnsw_m,
+                                 train_size=train_size, nprobe=nprobe, ef_search=ef_search,
+                                 rerank=rerank, rerank_factor=rerank_factor,
+                                 refine_code=refine_code, refine_factor=refine_factor,
+                                 dedup=dedup, chunk_size=chunk_size, seed=seed)
         config = dict(config or {})
         config["dtype"] = str(embeddings.dtype)
         if verify or config.get("max_norm") is None:  # largest row norm: the exactness bound
             scan = scan_embeddings(embeddings)
             scan.check("embeddings", similarity)
             config["max_norm"] = scan.max_norm
+            if dedup:
+                _check_duplicates_equal(embeddings, name_groups, chunk_size)
         faiss_index = None
         if factory is not None:
             faiss_index = approximate.new_faiss_index(factory, dim)
             approximate.train_and_add(faiss_index, embeddings, factory, train_size=train_size,
                                       chunk_size=chunk_size, seed=seed,
-                                      progress=resolve_show_progress_bar(show_progress_bar, logger))
-            approximate.set_search_params(faiss_index, nprobe, ef_search)
+                                      progress=resolve_show_progress_bar(show_progress_bar, logger),
+                                      rows=name_groups.first if dedup else None)
+            approximate.set_search_params(faiss_index, nprobe, ef_search, refine_factor)
             config.update(factory=factory, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
-                          rerank_factor=rerank_factor, train_size=train_size)
-        return cls(embeddings if (index_type == "flat" or rerank) else None, name_array,
-                   id_array, model=model, similarity=similarity, index_type=index_type,
-                   faiss_index=faiss_index, config=config)
+                          rerank_factor=rerank_factor, train_size=train_size,
+                          refine_factor=refine_factor, dedup=dedup)
+        index = cls(embeddings if (index_type == "flat" or rerank) else None, name_array,
+                    id_array, model=model, similarity=similarity, index_type=index_type,
+                    faiss_index=faiss_index, config=config)
+        index._name_groups = name_groups if dedup else None
+        return index
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None,
-                          rerank_factor: int | None = None) -> None:
+                          rerank_factor: int | None = None,
+                          refine_factor: int | None = None) -> None:
         """Tune an approximate index after building or loading it (saved with :meth:`save`).
 
-        ``nprobe``: IVF lists scanned per query; ``ef_search``: HNSW search depth;
-        ``rerank_factor``: candidates re-scored exactly, as a multiple of k. Larger values
-        raise recall and latency. A value that does not apply to this index is an error.
+        ``nprobe``: IVF lists scanned per query; ``ef_search``: HNSW search depth (also of
+        an HNSW coarse quantizer); ``rerank_factor``: candidates re-scored exactly, as a
+        multiple of k; ``refine_factor`` (``ivf_pq_refine``): PQ candidates re-scored in RAM
+        per candidate. Larger values raise recall and latency. A value that does not apply
+        to this index is an error.
         """
         given = {argument: check_positive_int(value, argument) for argument, value in
                  (("nprobe", nprobe), ("ef_search", ef_search),
-                  ("rerank_factor", rerank_factor)) if value is not None}
+                  ("rerank_factor", rerank_factor), ("refine_factor", refine_factor))
+                 if value is not None}
         applicable = () if self.faiss_index is None else approximate.search_param_names(
             self.faiss_index)
         reranks = self.embeddings is not None and self.config.get("rerank", True)
@@ -404,7 +492,8 @@ class DictionaryIndex:
         self.config.update(given)
         if self.faiss_index is not None:
             approximate.set_search_params(self.faiss_index, int(self.config.get("nprobe", 32)),
-                                          int(self.config.get("ef_search", 128)))
+                                          int(self.config.get("ef_search", 128)),
+                                          int(self.config.get("refine_factor", 16)))
             self._faiss_gpu = None
 
     # ------------------------------------------------------------------ properties
@@ -654,12 +743,20 @@ class DictionaryIndex:
         rerank = self.embeddings is not None and self.config.get("rerank", True)
         factor = int(self.config.get("rerank_factor", 10)) if rerank else 1
         kk = min(len(self), kk or max(k * factor, k))
+        if self._name_groups is not None:  # candidates are distinct names
+            kk = min(len(self._name_groups), kk)
         d, i = approximate.search(self._search_index(), queries, kk)  # leaves efSearch alone
         i = i.astype(np.int64)
+        if self._name_groups is not None:
+            i = np.where(i < 0, -1, self._name_groups.first[np.maximum(i, 0)])
         if rerank:
             scores = self._exact_scores(queries, i)
         else:
             scores = np.where(i < 0, -np.inf, d.astype(np.float64))
+        if self._name_groups is not None:  # every row of each name, with its score
+            first = np.where(i < 0, -1, self._name_groups.first.searchsorted(np.maximum(i, 0)))
+            i, scores = self._name_groups.expand(first, scores)
+            k = min(k, i.shape[1])
         rows, scores = self._order(i, scores, k)
         rows[~np.isfinite(scores)] = -1
         return rows, scores
@@ -743,7 +840,8 @@ class DictionaryIndex:
             config["max_norm"] = saved.max_norm
         if saved.faiss_index is not None:
             approximate.set_search_params(saved.faiss_index, config.get("nprobe", 32),
-                                          config.get("ef_search", 128))
+                                          config.get("ef_search", 128),
+                                          config.get("refine_factor", 16))
         fingerprint = meta["model"]
         if model is not None and fingerprint is not None:
             check_fingerprint(fingerprint, model, f"DictionaryIndex.load({folder})")
@@ -752,6 +850,23 @@ class DictionaryIndex:
                     faiss_index=saved.faiss_index, fingerprint=fingerprint, config=config)
         index.model = model
         return index
+
+
+def _check_duplicates_equal(embeddings: np.ndarray, groups: NameGroups, chunk_size: int) -> None:
+    """ValueError unless every row has the embedding of the first row of its name."""
+    if not groups.has_duplicates:
+        return
+    repeats = np.flatnonzero(groups.first[groups.codes] != np.arange(len(groups.codes)))
+    for start in range(0, len(repeats), chunk_size):
+        rows = repeats[start:start + chunk_size]
+        firsts = groups.first[groups.codes[rows]]
+        differs = np.flatnonzero((np.asarray(embeddings[rows]) !=
+                                  np.asarray(embeddings[firsts])).any(1))
+        if len(differs):
+            raise ValueError(f"embeddings: rows {int(firsts[differs[0]])} and "
+                             f"{int(rows[differs[0]])} have the same name but different "
+                             f"embeddings; dedup=True needs one embedding per name (encode "
+                             f"with encode_texts, or pass dedup=False)")
 
 
 def _check_encoded(scan, names, similarity: str, dtype: str, compute_dtype: str) -> None:

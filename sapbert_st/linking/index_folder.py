@@ -104,7 +104,8 @@ def write_index_folder(folder: str | os.PathLike, names: pa.Array, ids: pa.Array
     if faiss_index is not None:
         path = folder / FAISS_NAME
         import_faiss().write_index(faiss_index, str(path))
-        files[FAISS_NAME] = {"bytes": path.stat().st_size, "blake2b": _file_digest(path)}
+        files[FAISS_NAME] = {"bytes": path.stat().st_size, "blake2b": _file_digest(path),
+                             "vectors": int(faiss_index.ntotal)}  # < size when deduplicated
     config = {"format_version": FORMAT_VERSION, **{key: meta[key] for key in (
         "size", "dimension", "similarity", "index_type")},
         "has_embeddings": embeddings is not None, "has_faiss_index": faiss_index is not None,
@@ -400,9 +401,10 @@ def _read_faiss(path: Path, config_path: Path, meta: dict[str, Any],
         faiss_index = faiss.read_index(str(path))
     except (RuntimeError, MemoryError, ValueError) as exc:
         raise IndexFolderError(f"{path}: unreadable faiss index ({exc})") from exc
-    if faiss_index.ntotal != meta["size"] or faiss_index.d != meta["dimension"]:
+    vectors = (files or {}).get(FAISS_NAME, {}).get("vectors", meta["size"])
+    if faiss_index.ntotal != vectors or faiss_index.d != meta["dimension"]:
         raise IndexFolderError(f"{path}: {faiss_index.ntotal} vectors of dimension "
-                               f"{faiss_index.d}, expected {meta['size']} of "
+                               f"{faiss_index.d}, expected {vectors} of "
                                f"{meta['dimension']} ({config_path.name})")
     if faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise IndexFolderError(f"{path}: metric {faiss_index.metric_type}, expected inner "

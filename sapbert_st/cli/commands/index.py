@@ -22,7 +22,11 @@ from sapbert_st.cli.sources import load_dictionary_source, spec_paths
 from sapbert_st.linking.index_meta import write_index_meta
 
 #: ``--kind`` of ``sapbert-st index`` -> ``DictionaryIndex`` ``index_type``.
-INDEX_KINDS = {"exact": "flat", "flat": "flat", "hnsw": "hnsw", "ivfpq": "ivf_pq", "ivf_pq": "ivf_pq"}
+INDEX_KINDS = {"exact": "flat", "flat": "flat", "hnsw": "hnsw", "ivfpq": "ivf_pq", "ivf_pq": "ivf_pq",
+               "ivfpq-refine": "ivf_pq_refine", "auto": "auto"}
+
+#: ``--backend`` of ``sapbert-st index`` (``onnx-int8``: ``backend="onnx", quantize="int8"``).
+BACKEND_CHOICES = ("torch", "onnx", "onnx-int8", "openvino")
 
 
 def add_parser(sub) -> None:
@@ -38,7 +42,16 @@ def add_parser(sub) -> None:
             mondo, efo, or benchmark:NAME (that benchmark's dictionary; needs --data-dir).
 
             --kind: exact (brute force, the default; exact top-k), hnsw (graph, fast, more
-            memory) or ivfpq (compressed, for millions of names; re-scored exactly).
+            memory), ivfpq (compressed, for millions of names; re-scored exactly),
+            ivfpq-refine (IVF-PQ refined in RAM from 8-bit codes, then re-scored exactly:
+            the fast setting for UMLS-size dictionaries) or auto (exact up to 200,000
+            distinct names, else ivfpq-refine). Approximate kinds index each distinct name
+            once and return every concept id of a shared name.
+
+            --backend: run the encoder on ONNX Runtime (onnx, onnx-int8: int8 dynamic
+            quantization) or OpenVINO; the export is saved inside the --model folder once.
+            --devices: encode in several processes (sentence-transformers' multi-process
+            pool), e.g. --devices cuda:0 cuda:1, or --devices cpu cpu.
 
             --output must be a new or empty folder, or an existing one with --overwrite
             (replaced as a whole once the index is built, so no file of the old index
@@ -47,7 +60,9 @@ def add_parser(sub) -> None:
             examples:
               sapbert-st index --model sapbert-hpo --dictionary hpo --output hpo-index
               sapbert-st index --model sapbert-umls --dictionary umls_dictionary.txt \\
-                  --kind ivfpq --fp16 --output umls-index --device cuda"""),
+                  --kind ivfpq --fp16 --output umls-index --device cuda
+              sapbert-st index --model sapbert-umls --dictionary umls_dictionary.txt \
+                  --kind auto --fp16 --output umls-index --devices cuda:0 cuda:1"""),
     )
     p.add_argument("--model", required=True, help="model folder or Hub id")
     p.add_argument("--dictionary", required=True, help="the names to index (see above)")
@@ -56,8 +71,13 @@ def add_parser(sub) -> None:
     p.add_argument("--output", required=True, help="index folder to write")
     add_overwrite_option(p, "replace an existing non-empty --output folder, as a whole, once "
                             "the index is built (never the --model folder)")
-    p.add_argument("--kind", default="exact", choices=("exact", "hnsw", "ivfpq"),
+    p.add_argument("--kind", default="exact",
+                   choices=("exact", "hnsw", "ivfpq", "ivfpq-refine", "auto"),
                    help="search structure")
+    p.add_argument("--backend", default="torch", choices=BACKEND_CHOICES,
+                   help="encoder backend (default: torch)")
+    p.add_argument("--devices", nargs="+", default=None, metavar="DEVICE",
+                   help="encode the names in one process per device (e.g. cuda:0 cuda:1)")
     p.add_argument("--fp16", action="store_true", help="store embeddings as float16 (half memory)")
     p.add_argument("--compute-dtype", choices=("float32", "bfloat16", "float16"),
                    default="float32",
@@ -79,7 +99,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     kind = INDEX_KINDS.get(args.kind)
     if kind is None:
-        raise UsageError(f"--kind: expected one of exact, hnsw, ivfpq, got {args.kind!r}")
+        raise UsageError(f"--kind: expected one of {', '.join(INDEX_KINDS)}, got {args.kind!r}")
+    if args.devices is not None and args.compute_dtype != "float32":
+        raise UsageError(f"--devices: encodes in float32 only, got --compute-dtype "
+                         f"{args.compute_dtype}")
     check_common_options(args)
     protected = [("--model", args.model),
                  *(("--dictionary", path) for path in spec_paths(args.dictionary, args))]
@@ -90,7 +113,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     similarity = model_similarity(model, args)
     index = DictionaryIndex.build(model, dictionary, similarity=similarity, index_type=kind,
                                   dtype="float16" if args.fp16 else "float32",
-                                  compute_dtype=args.compute_dtype, batch_size=args.batch_size)
+                                  compute_dtype=args.compute_dtype, batch_size=args.batch_size,
+                                  devices=args.devices)
     model_path = Path(args.model).expanduser()
     recorded = str(model_path.resolve()) if model_path.exists() else args.model
     with staged_folder(output, "--output", args.overwrite, protected, hint=OVERWRITE_HINT) as folder:

