@@ -2,7 +2,8 @@
 
 For every dev and test split of NCBI-disease, BC5CDR-disease, BC5CDR-chemical and COMETA
 (stratified-general, zeroshot-general), with the dictionaries of Table 1
-(``load_benchmark``'s defaults), three first stages give each mention part its top 100
+(``load_benchmark``'s defaults; BC5CDR-chemical: Table 1's 20,000-name MeSH subset holding
+every gold descriptor of the split), three first stages give each mention part its top 100
 distinct concepts:
 
 * sparse: :class:`sapbert_st.linking.SparseIndex` (char_wb 3-gram TF-IDF, scispaCy's);
@@ -63,6 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--max-queries", type=int, default=None,
                         help="first N queries of each split (a smoke test)")
+    parser.add_argument("--mesh-max-names", type=int, default=20000,
+                        help="BC5CDR-chemical: every gold descriptor of the split plus random "
+                             "other MeSH descriptors up to this many names, as Table 1 "
+                             "(reproduce_table1.py --mesh-max-names 20000); 0: all of MeSH")
+    parser.add_argument("--seed", type=int, default=42, help="of the MeSH subset (Table 1's)")
     parser.add_argument("--cache-dir", default="/tmp/sapbert_st_cache/candidate_recall")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" /
@@ -119,19 +125,28 @@ class CachedEncoder:
 
 
 def load_splits(args) -> list[dict]:
+    from reproduce_table1 import _dictionary_subset
+
     from sapbert_st.data.benchmarks import load_benchmark
+    from sapbert_st.evaluation.entity_linking import split_composite
 
     out = []
     for name in args.datasets:
         for split in SPLITS:
             bench = load_benchmark(name, args.data_dir, split=split)
-            queries = bench.queries
+            queries, dictionary, note = bench.queries, bench.dictionary, bench.dictionary_note
+            if name == "bc5cdr-chemical" and args.mesh_max_names:
+                gold_ids = {g for gold in queries["gold"] for g in split_composite(gold)}
+                dictionary = _dictionary_subset(dictionary, gold_ids, args.mesh_max_names,
+                                                args.seed)
+                note += (f"; subset of {len(dictionary)} names: every {split} gold descriptor "
+                         f"plus random other descriptors (as Table 1)")
             if args.max_queries is not None and len(queries) > args.max_queries:
                 queries = queries.select(range(args.max_queries))
-            names, cuis = list(bench.dictionary["name"]), list(bench.dictionary["cui"])
+            names, cuis = list(dictionary["name"]), list(dictionary["cui"])
             out.append({"dataset": name, "split": split, "mentions": list(queries["mention"]),
                         "gold": list(queries["gold"]), "names": names, "cuis": cuis,
-                        "note": bench.dictionary_note})
+                        "note": note})
     return out
 
 
