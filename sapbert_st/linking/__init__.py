@@ -16,4 +16,5 @@ from sapbert_st.linking.pipeline import LinkCandidate, Linker
 from sapbert_st.linking.sparse import SparseIndex, SparseIndexError
 
 __all__ = ["DictionaryIndex", "HybridFusion", "IndexFolderError", "IndexMismatchError",
-           "LinkCandidate", "Linker", "SparseIndex", "SparseIndexError", "encode_texts", "model_fingerprint"]
+           "LinkCandidate", "Linker", "SparseIndex", "SparseIndexError", "encode_texts",
+           "model_fingerprint"]
