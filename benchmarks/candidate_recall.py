@@ -235,7 +235,7 @@ def main(argv=None) -> dict:
         scores = []
         for entry in dev:
             fused = fusion.fuse([entry["lists"]["dense"][p] for p in entry["parts"]],
-                                [entry["lists"]["sparse"][p] for p in entry["parts"]])
+                                [entry["lists"]["sparse"][p] for p in entry["parts"]], depth=DEPTH)
             scores.append(recall(entry, dict(zip(entry["parts"], fused))))
         row = {"fusion": fusion.to_dict(), "label": label(fusion),
                "mean_dev_recall@20": float(np.mean([s["recall@20"] for s in scores])),
@@ -255,7 +255,7 @@ def main(argv=None) -> dict:
         fusion = HybridFusion.from_dict(chosen["fusion"])
         for entry in entries:
             fused = fusion.fuse([entry["lists"]["dense"][p] for p in entry["parts"]],
-                                [entry["lists"]["sparse"][p] for p in entry["parts"]])
+                                [entry["lists"]["sparse"][p] for p in entry["parts"]], depth=DEPTH)
             entry["results"][tag] = recall(entry, dict(zip(entry["parts"], fused)))
     report["results"] = [{"dataset": e["dataset"], "split": e["split"],
                           "queries": len(e["mentions"]), "parts": len(e["parts"]),

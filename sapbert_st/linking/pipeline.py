@@ -133,7 +133,7 @@ class Linker:
                                   show_progress_bar=show_progress_bar)
         sparse = self.sparse.search(mentions, k=depth, show_progress_bar=show_progress_bar)
         return [[LinkCandidate(hit["cui"], hit["name"], hit["score"], hit["stage_scores"])
-                 for hit in row] for row in self.fusion.fuse(dense, sparse, k=k)]
+                 for hit in row] for row in self.fusion.fuse(dense, sparse, k=k, depth=depth)]
 
     def link(self, mentions: Sequence[str], k: int = 5, *, threshold: float | None = None,
              types: Sequence[str] | None = None, batch_size: int | None = None,
