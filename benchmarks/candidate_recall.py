@@ -112,11 +112,12 @@ class CachedEncoder:
                                    normalize=True, show_progress_bar=False)
             self.seconds += time.time() - began
             self.encoded += len(chunk)
-            stem = self.folder / f"shard_{len(self.shards):05d}"
+            digest = hashlib.blake2b(json.dumps(chunk).encode(), digest_size=16).hexdigest()
+            stem = self.folder / f"shard_{digest}"
             np.save(stem.with_suffix(".npy"), vectors)
             stem.with_suffix(".json").write_text(json.dumps(chunk), encoding="utf-8")
             self._add(chunk, vectors)
-            logger.info("encoded %d of %d new texts (%.0f/s)", self.encoded, len(new),
+            logger.info("encoded %d of %d new texts (%.0f/s)", start + len(chunk), len(new),
                         self.encoded / max(self.seconds, 1e-9))
         store = np.concatenate(self.shards) if len(self.shards) > 1 else self.shards[0]
         self.shards = [store]

@@ -66,8 +66,8 @@ class Linker:
         sparse: Optional :class:`~sapbert_st.linking.SparseIndex` over the same dictionary
             (same ids, same order); its candidates are fused with the dense ones.
         fusion: How the two are fused (:class:`~sapbert_st.linking.fusion.HybridFusion`);
-            default ``HybridFusion()``: raw scores (cosines) weighted 0.5 / 0.5, 100
-            candidates from each stage.
+            default ``HybridFusion()``: min-max normalised scores, sparse weight 0.3, 100
+            candidates from each stage (chosen on dev splits).
         reranker: Optional reranker: ``rerank(mentions, candidates) -> candidates``.
         kb: Optional :class:`~sapbert_st.kb.KnowledgeBase` for canonical names and types.
         num_candidates: How many first-stage candidates the reranker sees per mention.

@@ -35,7 +35,7 @@ def test_candidates_are_the_fusion_of_both_stages(index, fusion):
 
 
 def test_sparse_weight_one_follows_the_sparse_ranking(index):
-    linker = Linker(index, sparse=SparseIndex.build(NAMES, IDS), fusion=HybridFusion(weight=1.0))
+    linker = Linker(index, sparse=SparseIndex.build(NAMES, IDS), fusion=HybridFusion(weight=1.0, normalization="none"))
     top = linker.link(["fractures", "sugar diseases"], k=1)
     assert [row[0].concept_id for row in top] == ["C4", "C2"]
     assert top[0][0].stage_scores["sparse"] == pytest.approx(top[0][0].score)
