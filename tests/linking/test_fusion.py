@@ -31,7 +31,8 @@ def test_weighted_complete_list_fills_zero():
     assert summary(fused) == [("C2", 0.75), ("C1", 0.675), ("C4", 0.475), ("C3", 0.375)]
     # asked for 2: not complete, the lowest listed score (0.4) as before
     assert summary(weighted_fusion(DENSE, SPARSE, 0.25, depth=2))[0] == ("C1", 0.775)
-    assert HybridFusion(weight=0.25, depth=3).fuse([DENSE], [SPARSE]) == [fused]
+    assert HybridFusion(weight=0.25, normalization="none", depth=3).fuse([DENSE], [SPARSE]) == [
+        fused]
     with pytest.raises(ValueError, match="depth"):
         HybridFusion().fuse([DENSE], [SPARSE], depth=0)
 
