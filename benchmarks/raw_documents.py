@@ -85,7 +85,10 @@ def corpus_linker(name: str, model, reuse=None):
         linker = build_linker(model, kb, similarity="cosine", show_progress_bar=False)
     else:
         names, ids = kb.dictionary()
-        known = {n: i for i, n in enumerate(reuse.index.names)}
+        stored_names = reuse.index.names
+        stored_names = (stored_names.to_pylist() if hasattr(stored_names, "to_pylist")
+                        else list(stored_names))
+        known = {n: i for i, n in enumerate(stored_names)}
         missing = list(dict.fromkeys(n for n in names if n not in known))
         fresh = reuse.index.encode_mentions(missing) if missing else None
         where = {n: i for i, n in enumerate(missing)}
@@ -314,6 +317,38 @@ def run_memory(size: int, dtype: str) -> dict:
     return result
 
 
+def table(results: dict) -> str:
+    """The markdown table of benchmarks/README.md from a results JSON."""
+    names = [n for n in CORPORA if n in results]
+    head = "| acc@1 / P / R / F1 (test) | " + " | ".join(names) + " |"
+    rows = [head, "|---|" + "---:|" * len(names)]
+
+    def row(label, get):
+        rows.append(f"| {label} | " + " | ".join(get(results[n]) for n in names) + " |")
+
+    row("(a) processed queries (BioSyn protocol), acc@1",
+        lambda r: f"{r['a_processed_protocol']['acc@1']:.2f} ({r['a_processed_protocol']['mentions']})")
+    row("(b) raw text, gold spans, no abbreviation resolution, acc@1",
+        lambda r: f"{r['b_raw_no_abbreviations']['acc@1']:.2f} ({r['b_raw_no_abbreviations']['mentions']})")
+    row("(c) raw text, gold spans, abbreviations resolved (Ab3P), acc@1",
+        lambda r: f"**{r['c_raw_with_abbreviations']['acc@1']:.2f}** "
+                  f"({r['c_raw_with_abbreviations']['mentions']})")
+    row("(c) minus (a)", lambda r: f"{r['c_raw_with_abbreviations']['acc@1'] - r['a_processed_protocol']['acc@1']:+.2f}")
+    row("(c) without query normalisation (punctuation kept), acc@1",
+        lambda r: f"{r['c_raw_with_abbreviations_unnormalised_queries']['acc@1']:.2f}")
+    for key, label in (("d_dictionary_matching", "test-dictionary names"),
+                       ("d_dictionary_matching_plus_medic_names", "+ MEDIC names as written")):
+        for part in ("spans", "pairs"):
+            row(f"(d) dictionary matching ({label}): {part} P / R / F1",
+                lambda r, key=key, part=part: "{precision:.1f} / {recall:.1f} / {f1:.1f}".format(
+                    **r[key][part]))
+    row("documents/s, (c) (gold spans, abbreviations, linking)",
+        lambda r: f"{r['c_raw_with_abbreviations']['docs_per_second']:.1f}")
+    row("documents/s, (d) (matching, abbreviations, linking)",
+        lambda r: f"{r['d_dictionary_matching']['docs_per_second']:.1f}")
+    return "\n".join(rows)
+
+
 def _no_nan(value):
     """NaN (e.g. the NIL recall of a split without CUI-less mentions) as JSON null."""
     if isinstance(value, float) and math.isnan(value):
@@ -332,10 +367,14 @@ def main() -> None:
     parser.add_argument("--memory-size", type=int, default=1_000_000)
     parser.add_argument("--memory-dtype", default="float16", choices=("float16", "float32"))
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help="print the README table of a results JSON")
     parser.add_argument("--output", type=Path, default=CACHE / "raw_documents.json")
     args = parser.parse_args()
     if args.memory_child:
         memory_child(*args.memory_child)
+        return
+    if args.table:
+        print(table(json.loads(args.table.read_text(encoding="utf-8"))))
         return
     import faiss
     import torch
@@ -350,7 +389,9 @@ def main() -> None:
     else:
         model = load_model()
         results["model"] = "all-MiniLM-L6-v2 ([CLS], cosine)"
-        reuse = None
+        # a linker of another corpus cached by an earlier run lends its embeddings
+        reuse = next((corpus_linker(n, model) for n in CORPORA if n not in args.corpora
+                      and (CACHE / f"{n}-linker" / "linker_config.json").is_file()), None)
         for name in args.corpora:
             results[name] = run_corpus(name, model, reuse)
             reuse = corpus_linker(name, model)
