@@ -1,11 +1,17 @@
 """TextAnnotator: dictionary mention detection, abbreviations, NIL and the span records."""
 
 import pytest
+from disease_kb import make_linker
 
 from sapbert_st.text.annotator import TextAnnotator
 
 TEXT = ("Hereditary nonpolyposis colorectal cancer (HNPCC) is common. Breast cancer and "
         "MS were not seen in HNPCC families; the patient had high blood pressure.")
+
+
+@pytest.fixture
+def linker(tiny_model, one_faiss_thread):
+    return make_linker(tiny_model)
 
 
 def test_default_pipeline_finds_longest_case_insensitive_matches(linker):

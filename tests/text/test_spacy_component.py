@@ -5,6 +5,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 import spacy
+from disease_kb import make_linker
 
 from sapbert_st.text import spacy_component
 from sapbert_st.text.spacy_component import SapBertLinker
@@ -19,6 +20,11 @@ TEXTS = [
 PATTERNS = [{"label": "DISEASE", "pattern": p} for p in (
     "Hereditary nonpolyposis colorectal cancer", "HNPCC", "breast cancer", "High blood pressure",
     "high blood pressure", "diabetes", "broken bone")]
+
+
+@pytest.fixture
+def linker(tiny_model, one_faiss_thread):
+    return make_linker(tiny_model)
 
 
 def pipeline(linker, **config):
