@@ -9,6 +9,8 @@ the NIL threshold on dev data) and ``annotator`` (:class:`TextAnnotator`: texts 
 with ids). Everything here needs ``pip install "sapbert-st[spacy]"``.
 """
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from sapbert_st.lazy_exports import lazy_exports
@@ -35,3 +37,9 @@ _EXPORTS = {
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+# the spaCy factories are found through the ``spacy_factories`` entry points once the
+# package is installed; importing ``sapbert_st.text`` registers them too (editable installs
+# made before the entry points existed, or running from a source tree)
+if importlib.util.find_spec("spacy") is not None:
+    importlib.import_module("sapbert_st.text.spacy_component")

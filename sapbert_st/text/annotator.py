@@ -24,7 +24,7 @@ def default_pipeline(linker: Linker, min_length: int = 3, abbreviations: bool = 
     from sapbert_st.text.spacy_component import MATCHER_FACTORY
 
     nlp = blank_english()
-    names = linker.kb.dictionary()[0] if linker.kb is not None else linker.index.names
+    names = linker.kb.dictionary()[0] if linker.kb is not None else linker.index.names.to_pylist()
     config = {"min_length": min_length, "abbreviations": abbreviations}
     nlp.add_pipe(MATCHER_FACTORY, config=config).add_names(names)
     return nlp

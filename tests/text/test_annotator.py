@@ -1,11 +1,17 @@
 """TextAnnotator: dictionary mention detection, abbreviations, NIL and the span records."""
 
 import pytest
+from disease_kb import make_linker
 
 from sapbert_st.text.annotator import TextAnnotator
 
 TEXT = ("Hereditary nonpolyposis colorectal cancer (HNPCC) is common. Breast cancer and "
         "MS were not seen in HNPCC families; the patient had high blood pressure.")
+
+
+@pytest.fixture
+def linker(tiny_model, one_faiss_thread):
+    return make_linker(tiny_model)
 
 
 def test_default_pipeline_finds_longest_case_insensitive_matches(linker):
@@ -63,3 +69,15 @@ def test_types_filter(linker):
 def test_bad_input():
     with pytest.raises(TypeError, match="linker"):
         TextAnnotator("not a linker")
+
+
+def test_default_pipeline_without_kb_matches_index_names(linker):
+    from sapbert_st.linking import Linker
+
+    bare = Linker(linker.index)  # no kb: the matcher reads the index's own names
+    records = TextAnnotator(bare, resolve_abbreviations=False).annotate([TEXT])[0]
+    assert [r["text"] for r in records] == ["Hereditary nonpolyposis colorectal cancer",
+                                            "Breast cancer", "high blood pressure"]
+    ids = set(bare.index.id_list())
+    # without a kb the canonical name falls back to the matched dictionary name
+    assert all(r["concept_id"] in ids and r["canonical_name"] == r["name"] for r in records)

@@ -97,3 +97,16 @@ def test_annotate_user_errors(linker_folder, tmp_path, capsys):
     code, _, err = run(["annotate", "--linker", linker_folder, "--link-annotations",
                         "leukaemia"], capsys)
     assert code == 2 and "--link-annotations" in err
+
+
+def test_annotate_with_index_and_kb(linker_folder, tiny_bert_copy, capsys):
+    """``--index`` + ``--kb`` + ``--model`` instead of a linker folder; documents as arguments."""
+    code, out, err = run(["annotate", "--index", linker_folder / "index", "--kb",
+                          linker_folder / "kb.jsonl", "--model", tiny_bert_copy, "-q",
+                          "Ataxia-telangiectasia (A-T) is rare.", "A-T again"], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in records] == ["1", "2"]
+    assert [s["text"] for s in records[0]["spans"]] == ["Ataxia-telangiectasia", "A-T"]
+    assert records[0]["spans"][0]["canonical_name"] == "Ataxia Telangiectasia"
+    assert records[1]["spans"] == []  # no definition in that document: "A-T" is not a name

@@ -1,17 +1,18 @@
 """The sapbert_linker spaCy component on a blank pipeline with an EntityRuler (no downloads)."""
 
-import tomllib
+import re
 from importlib.metadata import EntryPoint
 
 import pytest
 import spacy
+from disease_kb import make_linker
 
 from sapbert_st.text import spacy_component
 from sapbert_st.text.spacy_component import SapBertLinker
 
 TEXTS = [
-    "Hereditary nonpolyposis colorectal cancer (HNPCC) runs in families. HNPCC carriers "
-    "also get breast cancer.",
+    ("Hereditary nonpolyposis colorectal cancer (HNPCC) runs in families. HNPCC carriers "
+     "also get breast cancer."),
     "High blood pressure and diabetes were common.",
     "No disease is mentioned here.",
     "A broken bone, then high blood pressure.",
@@ -19,6 +20,11 @@ TEXTS = [
 PATTERNS = [{"label": "DISEASE", "pattern": p} for p in (
     "Hereditary nonpolyposis colorectal cancer", "HNPCC", "breast cancer", "High blood pressure",
     "high blood pressure", "diabetes", "broken bone")]
+
+
+@pytest.fixture
+def linker(tiny_model, one_faiss_thread):
+    return make_linker(tiny_model)
 
 
 def pipeline(linker, **config):
@@ -88,8 +94,10 @@ def test_no_linker_is_a_clear_error():
 
 def test_entry_points_name_the_factories():
     root = spacy_component.__file__.rsplit("sapbert_st", 1)[0]
-    with open(f"{root}pyproject.toml", "rb") as handle:
-        points = tomllib.load(handle)["project"]["entry-points"]["spacy_factories"]
+    with open(f"{root}pyproject.toml", encoding="utf-8") as handle:  # no tomllib on 3.10
+        section = handle.read().split("[project.entry-points.spacy_factories]\n")[1]
+    section = section.split("\n\n")[0]
+    points = dict(re.findall(r'^(\w+) = "([^"]+)"$', section, flags=re.MULTILINE))
     assert set(points) == {"sapbert_linker", "sapbert_dictionary_matcher"}
     for name, value in points.items():
         factory = EntryPoint(name, value, "spacy_factories").load()

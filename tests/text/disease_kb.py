@@ -1,6 +1,7 @@
-"""A small disease knowledge base and a Linker over it (tiny BERT; no downloads)."""
+"""A small disease knowledge base and a Linker over it (tiny BERT; no downloads).
 
-import pytest
+Shared by the text tests (not a ``conftest.py``: a second one would shadow
+``from conftest import ...`` in the other test modules)."""
 
 from sapbert_st.kb import Concept, KnowledgeBase
 
@@ -15,13 +16,8 @@ KB = KnowledgeBase([
 ])
 
 
-@pytest.fixture
-def kb():
-    return KB
-
-
-@pytest.fixture
-def linker(tiny_model, one_faiss_thread):
+def make_linker(model):
+    """A Linker over :data:`KB` with ``model`` (cosine)."""
     from sapbert_st.text.kb_linker import build_linker
 
-    return build_linker(tiny_model, KB, similarity="cosine")
+    return build_linker(model, KB, similarity="cosine")
