@@ -11,6 +11,7 @@ an empty list (NIL) when the best score is below ``threshold``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,7 +63,10 @@ class Linker:
     Args:
         index: The dense :class:`DictionaryIndex`, with its model attached.
         sparse: Optional sparse candidate generator (fused with the dense candidates).
-        reranker: Optional reranker: ``rerank(mentions, candidates) -> candidates``.
+        reranker: Optional reranker, e.g. a
+            :class:`~sapbert_st.linking.rerank.CrossEncoderReranker`:
+            ``rerank(mentions, candidates, contexts=None, show_progress_bar=None)``
+            returns the candidates reordered.
         kb: Optional :class:`~sapbert_st.kb.KnowledgeBase` for canonical names and types.
         num_candidates: How many first-stage candidates the reranker sees per mention.
         threshold: Default NIL threshold: a mention whose best final score is below it
@@ -116,7 +120,8 @@ class Linker:
                  for hit in row] for row in hits]
 
     def link(self, mentions: Sequence[str], k: int = 5, *, threshold: float | None = None,
-             types: Sequence[str] | None = None, batch_size: int | None = None,
+             types: Sequence[str] | None = None, contexts: Sequence[str | None] | None = None,
+             batch_size: int | None = None,
              show_progress_bar: bool | None = None) -> list[list[LinkCandidate]]:
         """Per mention, up to ``k`` candidates, best first (empty for NIL).
 
@@ -125,6 +130,8 @@ class Linker:
             k: Candidates returned per mention.
             threshold: NIL threshold for this call (default: the linker's).
             types: Keep only concepts with at least one of these semantic types (needs a kb).
+            contexts: Per mention, its context (e.g. the sentence) or None; only a reranker
+                trained with context reads it.
             batch_size: Encoding batch size.
         """
         if isinstance(mentions, str):
@@ -140,7 +147,8 @@ class Linker:
             pool = min(len(self.index), pool * 4)
         results = self._first_stage(mentions, pool, wanted, k, batch_size, show_progress_bar)
         if self.reranker is not None:
-            results = self.reranker.rerank(mentions, results)
+            results = self.reranker.rerank(mentions, results, contexts=contexts,
+                                           show_progress_bar=False)
         return [self._finish(row, k, threshold) for row in results]
 
     def _first_stage(self, mentions, pool, wanted, k, batch_size, show_progress_bar):
@@ -187,6 +195,7 @@ class Linker:
     def save(self, folder: str | os.PathLike, *, save_model: bool = True) -> None:
         """Write the linker to one folder: ``index/`` (the dense index), ``encoder/`` (the
         bi-encoder, unless ``save_model=False``), ``kb.jsonl`` when a kb is attached, and
+        ``reranker/`` when a reranker is attached (a plain ``CrossEncoder`` folder) and
         ``linker_config.json``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -195,7 +204,9 @@ class Linker:
             self.model.save(str(folder / "encoder"))
         if self.kb is not None:
             self.kb.write_jsonl(folder / "kb.jsonl")
-        config = {"format": LINKER_FORMAT, "num_candidates": self.num_candidates,
+        if self.reranker is not None:
+            self.reranker.save(folder / "reranker")
+        config = {"reranker": self.reranker is not None, "format": LINKER_FORMAT, "num_candidates": self.num_candidates,
                   "threshold": self.threshold, "kb": self.kb is not None,
                   "encoder": bool(save_model and self.model is not None)}
         (folder / LINKER_CONFIG).write_text(json.dumps(config, indent=2) + "\n",
@@ -225,15 +236,21 @@ class Linker:
             model = SentenceTransformer(str(folder / "encoder"))
         index = DictionaryIndex.load(folder / "index", model=model, mmap=mmap, verify=verify)
         kb = KnowledgeBase.read_jsonl(folder / "kb.jsonl") if config.get("kb") else None
-        return cls(index, kb=kb, num_candidates=config.get("num_candidates", 20),
+        reranker = None
+        if config.get("reranker"):
+            from sapbert_st.linking.rerank import CrossEncoderReranker
+
+            reranker = CrossEncoderReranker.load(folder / "reranker")
+        return cls(index, reranker=reranker, kb=kb,
+                   num_candidates=config.get("num_candidates", 20),
                    threshold=config.get("threshold"))
 
 
 def _check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or (
-            threshold != threshold):
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(
+            threshold):
         raise ValueError(f"threshold: expected a number or None, got {threshold!r}")
     return float(threshold)
 
