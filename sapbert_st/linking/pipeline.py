@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from sapbert_st.kb import KnowledgeBase
 from sapbert_st.linking.checks import check_positive_int
+from sapbert_st.linking.fusion import HybridFusion
 from sapbert_st.linking.index import DictionaryIndex
+from sapbert_st.linking.sparse import SparseIndex
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -62,7 +64,11 @@ class Linker:
 
     Args:
         index: The dense :class:`DictionaryIndex`, with its model attached.
-        sparse: Optional sparse candidate generator (fused with the dense candidates).
+        sparse: Optional :class:`~sapbert_st.linking.SparseIndex` over the same dictionary
+            (same ids, same order); its candidates are fused with the dense ones.
+        fusion: How the two are fused (:class:`~sapbert_st.linking.fusion.HybridFusion`);
+            default ``HybridFusion()``: raw scores (cosines) weighted 0.5 / 0.5, 100
+            candidates from each stage.
         reranker: Optional reranker, e.g. a
             :class:`~sapbert_st.linking.rerank.CrossEncoderReranker`:
             ``rerank(mentions, candidates, contexts=None, show_progress_bar=None)``
@@ -83,7 +89,8 @@ class Linker:
             linker = Linker.load("my-linker")
     """
 
-    def __init__(self, index: DictionaryIndex, *, sparse: Any = None, reranker: Any = None,
+    def __init__(self, index: DictionaryIndex, *, sparse: SparseIndex | None = None,
+                 fusion: HybridFusion | None = None, reranker: Any = None,
                  kb: KnowledgeBase | None = None, num_candidates: int = 20,
                  threshold: float | None = None) -> None:
         if not isinstance(index, DictionaryIndex):
@@ -91,7 +98,10 @@ class Linker:
         if kb is not None and not isinstance(kb, KnowledgeBase):
             raise TypeError(f"kb: expected a KnowledgeBase, got {type(kb).__name__}")
         self.index = index
-        self.sparse = sparse
+        self.sparse = _check_sparse(sparse, index)
+        if fusion is not None and not isinstance(fusion, HybridFusion):
+            raise TypeError(f"fusion: expected a HybridFusion, got {type(fusion).__name__}")
+        self.fusion = fusion if fusion is not None else HybridFusion()
         self.reranker = reranker
         self.kb = kb
         self.num_candidates = check_positive_int(num_candidates, "num_candidates")
@@ -113,11 +123,21 @@ class Linker:
 
     def candidates(self, mentions: Sequence[str], k: int, *, batch_size: int | None = None,
                    show_progress_bar: bool | None = None) -> list[list[LinkCandidate]]:
-        """First-stage candidates: the top ``k`` distinct concepts by the dense index."""
-        hits = self.index.search(mentions, k=k, batch_size=batch_size,
-                                 show_progress_bar=show_progress_bar)
-        return [[LinkCandidate(hit["cui"], hit["name"], hit["score"], {"dense": hit["score"]})
-                 for hit in row] for row in hits]
+        """First-stage candidates: the top ``k`` distinct concepts by the dense index, or,
+        with a sparse index, by the fusion of both stages' top ``max(k, fusion.depth)``
+        (``stage_scores``: ``"dense"``, ``"sparse"``, ``"hybrid"``; None for a stage that
+        did not list the concept)."""
+        if self.sparse is None:
+            hits = self.index.search(mentions, k=k, batch_size=batch_size,
+                                     show_progress_bar=show_progress_bar)
+            return [[LinkCandidate(hit["cui"], hit["name"], hit["score"],
+                                   {"dense": hit["score"]}) for hit in row] for row in hits]
+        depth = max(k, self.fusion.depth)
+        dense = self.index.search(mentions, k=depth, batch_size=batch_size,
+                                  show_progress_bar=show_progress_bar)
+        sparse = self.sparse.search(mentions, k=depth, show_progress_bar=show_progress_bar)
+        return [[LinkCandidate(hit["cui"], hit["name"], hit["score"], hit["stage_scores"])
+                 for hit in row] for row in self.fusion.fuse(dense, sparse, k=k)]
 
     def link(self, mentions: Sequence[str], k: int = 5, *, threshold: float | None = None,
              types: Sequence[str] | None = None, contexts: Sequence[str | None] | None = None,
@@ -194,21 +214,26 @@ class Linker:
 
     def save(self, folder: str | os.PathLike, *, save_model: bool = True) -> None:
         """Write the linker to one folder: ``index/`` (the dense index), ``encoder/`` (the
-        bi-encoder, unless ``save_model=False``), ``kb.jsonl`` when a kb is attached, and
-        ``reranker/`` when a reranker is attached (a plain ``CrossEncoder`` folder) and
-        ``linker_config.json``."""
+        bi-encoder, unless ``save_model=False``), ``sparse/`` (the sparse index) when one is
+        attached, ``kb.jsonl`` when a kb is attached, ``reranker/`` when a reranker is
+        attached (a plain ``CrossEncoder`` folder) and ``linker_config.json`` (with the
+        fusion settings)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.index.save(folder / "index")
         if save_model and self.model is not None:
             self.model.save(str(folder / "encoder"))
+        if self.sparse is not None:
+            self.sparse.save(folder / "sparse")
         if self.kb is not None:
             self.kb.write_jsonl(folder / "kb.jsonl")
         if self.reranker is not None:
             self.reranker.save(folder / "reranker")
-        config = {"reranker": self.reranker is not None, "format": LINKER_FORMAT, "num_candidates": self.num_candidates,
+        config = {"format": LINKER_FORMAT, "num_candidates": self.num_candidates,
                   "threshold": self.threshold, "kb": self.kb is not None,
-                  "encoder": bool(save_model and self.model is not None)}
+                  "encoder": bool(save_model and self.model is not None),
+                  "sparse": self.sparse is not None, "fusion": self.fusion.to_dict(),
+                  "reranker": self.reranker is not None}
         (folder / LINKER_CONFIG).write_text(json.dumps(config, indent=2) + "\n",
                                             encoding="utf-8")
 
@@ -236,14 +261,33 @@ class Linker:
             model = SentenceTransformer(str(folder / "encoder"))
         index = DictionaryIndex.load(folder / "index", model=model, mmap=mmap, verify=verify)
         kb = KnowledgeBase.read_jsonl(folder / "kb.jsonl") if config.get("kb") else None
+        sparse = SparseIndex.load(folder / "sparse", verify=verify) if config.get(
+            "sparse") else None
+        try:
+            fusion = HybridFusion.from_dict(config.get("fusion", {}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: 'fusion': {exc}") from exc
         reranker = None
         if config.get("reranker"):
             from sapbert_st.linking.rerank import CrossEncoderReranker
 
             reranker = CrossEncoderReranker.load(folder / "reranker")
-        return cls(index, reranker=reranker, kb=kb,
+        return cls(index, sparse=sparse, fusion=fusion, reranker=reranker, kb=kb,
                    num_candidates=config.get("num_candidates", 20),
                    threshold=config.get("threshold"))
+
+
+def _check_sparse(sparse: SparseIndex | None, index: DictionaryIndex) -> SparseIndex | None:
+    """The sparse index, checked to cover the dense index's dictionary row for row."""
+    if sparse is None:
+        return None
+    if not isinstance(sparse, SparseIndex):
+        raise TypeError(f"sparse: expected a SparseIndex, got {type(sparse).__name__}")
+    if len(sparse) != len(index) or not sparse.ids.equals(index.ids):
+        raise ValueError(f"sparse: built over a different dictionary ({len(sparse)} names) than "
+                         f"the dense index ({len(index)} names); expected the same names and "
+                         f"ids in the same order")
+    return sparse
 
 
 def _check_threshold(threshold: float | None) -> float | None:
