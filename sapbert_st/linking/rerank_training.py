@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sapbert_st.data.queries import split_gold
 from sapbert_st.linking.checks import check_positive_int
 from sapbert_st.linking.rerank import mention_text
 
@@ -37,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 def _parts(mention: str, gold: str) -> list[tuple[str, set[str]]] | None:
     """(mention part, its gold ids) pairs, or None when a composite cannot be paired."""
+    from sapbert_st.data.queries import split_gold  # datasets: only when training
+
     parts = split_gold(mention)
     ids = split_gold(gold)
     if not parts or not ids:
