@@ -92,6 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--embedding-cache", default=None,
                    help="read-only folder of shard_*.json/.npy embeddings of the base model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--markdown", action="store_true",
+                   help="print the table of the --output JSON and exit (no run)")
     return p.parse_args(argv)
 
 
@@ -454,6 +456,54 @@ def run_splits(name: str, splits: dict, args) -> dict:
     return report
 
 
+ROW_TITLES = {"dense-base": "MiniLM mean pooling, cosine (dense)",
+              "dense-ft": "MiniLM mean, fine-tuned on train (best dev state)",
+              "sparse": "TF-IDF char 3-grams (SparseIndex)",
+              "hybrid": "dense + sparse (HybridFusion defaults)",
+              "pipeline": "first stage + cross-encoder reranker (cascade chosen on dev)"}
+
+
+def markdown_table(payload: dict) -> str:
+    """Rows x datasets (acc@1 / acc@5 / strict acc@1, %), the dev choices, the paired
+    interval and mentions/s, from a results JSON."""
+    data = payload["datasets"]
+    names = list(data)
+    lines = ["| row | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, title in ROW_TITLES.items():
+        cells = []
+        for name in names:
+            row = data[name]["rows"].get(key)
+            cells.append("-" if row is None else (
+                f"{100 * row['acc@1']:.1f} / {100 * row['acc@5']:.1f} / "
+                f"{100 * row['strict_acc@1']:.1f}"))
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    def cell(name, f):
+        try:
+            return f(data[name])
+        except (KeyError, TypeError):
+            return "-"
+    extra = {
+        "test queries (subset)": lambda r: f"{r['queries']['test']}"
+        + (f" of {r['subsets']['test']}-subset" if r["subsets"]["test"] else ""),
+        "dev choice: stage, top_k, skip_margin": lambda r: (
+            f"{r['chosen']['first_stage']}, {r['chosen']['top_k']}, "
+            f"{r['chosen']['skip_margin']}"),
+        "pipeline - best other row (paired 95% CI)": lambda r: (
+            f"{r['paired_vs_best_other']['diff']:+.2f} [{r['paired_vs_best_other']['ci95'][0]}, "
+            f"{r['paired_vs_best_other']['ci95'][1]}] vs {r['paired_vs_best_other']['other']}"),
+        "mentions/s: dense / hybrid / pipeline": lambda r: (
+            f"{r['speed']['dense']['mentions_per_second']} / "
+            f"{r['speed']['hybrid']['mentions_per_second']} / "
+            f"{r['speed']['pipeline']['mentions_per_second']} (reranked "
+            f"{100 * r['speed']['pipeline']['reranked_share']:.0f}%)"),
+        "reranker training: rows, seconds": lambda r: (
+            f"{r['reranker_training']['rows']}, {r['reranker_training']['seconds']}"),
+    }
+    for title, f in extra.items():
+        lines.append(f"| {title} | " + " | ".join(cell(n, f) for n in names) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -461,6 +511,9 @@ def main(argv=None):
     out = Path(args.output or ROOT / "benchmarks" / "results" / (
         "rerank_pipeline_quick.json" if args.quick else "rerank_pipeline.json"))
     payload = json.loads(out.read_text("utf-8")) if out.is_file() else {"datasets": {}}
+    if args.markdown:
+        print(markdown_table(payload))
+        return payload
     for name in datasets:
         report = run_dataset(name, args)
         report = {k: v for k, v in report.items() if k != "_hits"}
@@ -474,6 +527,7 @@ def main(argv=None):
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         logger.info("%s: %s", name, json.dumps({k: report[k] for k in ("rows", "chosen",
                                                                         "speed")}))
+    print(markdown_table(payload))
     return payload
 
 
