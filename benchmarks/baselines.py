@@ -10,7 +10,7 @@ Two baselines that users pick instead of a trained encoder:
 * :class:`TfidfCharLinker`: scispaCy's candidate generator (``scispacy/candidate_generation.py``:
   ``TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3))`` over the knowledge-base
   aliases, cosine nearest neighbours) with exact sparse cosine top-k instead of nmslib's
-  approximate search. ``min_df=1`` (scispaCy uses 10 over millions of UMLS aliases;
+  approximate search: :class:`sapbert_st.linking.SparseIndex`. ``min_df=1`` (scispaCy uses 10 over millions of UMLS aliases;
   our dictionaries are 4k-150k names, where a cut at 10 drops rare but decisive n-grams).
   Ties by dictionary order.
 
@@ -36,20 +36,6 @@ logger = logging.getLogger(__name__)
 def normalize_name(text: str) -> str:
     """Lowercase and collapse runs of whitespace (the loaders already lowercase)."""
     return " ".join(text.lower().split())
-
-
-def _top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` columns of one score row, ties by column order (a stable sort's rule)."""
-    n = scores.shape[0]
-    k = min(k, n)
-    if k < n:
-        kth = np.partition(scores, n - k)[n - k]
-        candidates = np.flatnonzero(scores >= kth)
-    else:
-        candidates = np.arange(n)
-    order = np.lexsort((candidates, -scores[candidates]))[:k]
-    rows = candidates[order]
-    return rows, scores[rows]
 
 
 class _IndexLike:
@@ -103,32 +89,35 @@ class ExactMatchLinker(_IndexLike):
 
 
 class TfidfCharLinker(_IndexLike):
-    """Cosine of char_wb 3-gram TF-IDF vectors (scispaCy's linker), exact top-k."""
+    """Cosine of char_wb 3-gram TF-IDF vectors (scispaCy's linker), exact top-k: the
+    library's :class:`~sapbert_st.linking.SparseIndex`, with the rows that share no n-gram
+    with the mention (score 0, which SparseIndex leaves out) appended in dictionary order,
+    so that every query gets k rows as with the dense rows (the tie rule for equal scores)."""
 
     def __init__(self, names: Sequence[str], cuis: Sequence[str], ngram_range=(3, 3),
-                 min_df: int = 1, block_size: int = 128) -> None:
+                 min_df: int = 1) -> None:
         super().__init__(names, cuis)
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sapbert_st.linking import SparseIndex
 
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range,
-                                          min_df=min_df, dtype=np.float32)
-        self.matrix_t = self.vectorizer.fit_transform(self.names_list).T.tocsr()
-        self.block_size = block_size
+        self.index = SparseIndex.build(self.names_list, self.cuis, ngram_range=ngram_range,
+                                       min_df=min_df)
+
+    @property
+    def matrix_t(self):
+        """The ``(vocabulary, names)`` TF-IDF matrix."""
+        return self.index.matrix.T
 
     def encode_mentions(self, mentions: Sequence[str], **_: Any):
-        return self.vectorizer.transform(list(mentions)).tocsr()
+        return self.index.encode_mentions(list(mentions))
 
     def search_rows(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, len(self))
-        n = queries.shape[0]
-        rows = np.full((n, k), -1, dtype=np.int64)
-        scores = np.zeros((n, k), dtype=np.float64)
-        for start in range(0, n, self.block_size):
-            block = (queries[start:start + self.block_size] @ self.matrix_t).toarray()
-            for j, row_scores in enumerate(block.astype(np.float64)):
-                top, values = _top_rows(row_scores, k)
-                rows[start + j, :len(top)] = top
-                scores[start + j, :len(top)] = values
+        rows, scores = self.index.search_rows(queries, k)
+        for i in np.flatnonzero((rows < 0).any(axis=1)):
+            found = rows[i][rows[i] >= 0]
+            listed = set(found.tolist())
+            zeros = [r for r in range(len(found) + rows.shape[1]) if r not in listed]
+            rows[i, len(found):] = zeros[:rows.shape[1] - len(found)]
+            scores[i, len(found):] = 0.0
         return rows, scores
 
 

@@ -87,6 +87,10 @@ def _fields(candidate: Any, i: int, j: int) -> tuple[str, str, float]:
     return cui, name, float(score)
 
 
+def _as_list(values) -> list[str]:
+    return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+
+
 class LinkerEvaluator(EntityLinkingEvaluator):
     """acc@k of a linking pipeline by exactly the bi-encoder's protocol, with strict accuracy
     and dictionary coverage beside it.
@@ -105,10 +109,12 @@ class LinkerEvaluator(EntityLinkingEvaluator):
     Two more metrics, next to the published protocol:
 
     * ``strict_acc@1``: over the queries that are not composite (one mention part, one
-      gold id), the share whose top candidate's id *is* the gold id: a ``|``-joined
-      dictionary id (a name listed under several concepts) gets no credit, nor does a top
-      candidate whose name and score are tied by a candidate of another concept (an
-      ambiguous name shared by several concepts, won only by dictionary order).
+      gold id), the share whose top candidate is the gold concept and whose top name is
+      not ambiguous: a name the dictionary lists under two concepts with no id in common
+      (e.g. "diabetes" under C2 and C9) gets no credit, even when dictionary order puts
+      the gold one first, as the published protocol's tie rule does. A ``|``-joined id
+      counts as one concept with several identifiers (MEDIC joins a disease's MeSH and
+      OMIM ids so), and ``"C1"`` and ``"C1|C4"`` as the same concept.
       ``strict_queries`` (an attribute) is how many queries it counts.
     * ``coverage``: the share of queries with at least one gold id in the dictionary at all
       (``|``-split ids): the ceiling of every acc@k under this protocol.
@@ -182,6 +188,7 @@ class LinkerEvaluator(EntityLinkingEvaluator):
         self.strict_queries = sum(
             1 for parts, gold_set in zip(self._parts, self._gold_sets)
             if len(parts) == 1 and len(gold_set) == 1)
+        self._ambiguous: set[str] | None = None
 
     @classmethod
     def from_index(cls, mentions, gold: Sequence[str] | None = None, *,
@@ -229,21 +236,31 @@ class LinkerEvaluator(EntityLinkingEvaluator):
         for parts, gold_set in zip(self._parts, self._gold_sets):
             if len(parts) != 1 or len(gold_set) != 1:
                 continue
-            p = position[parts[0]]
-            rows, scores = table.rows[p], table.scores[p]
-            if not len(rows) or rows[0] < 0 or table.ids[rows[0]] not in gold_set:
+            top = table.rows[position[parts[0]]][0] if table.rows.shape[1] else -1
+            if top < 0 or not set(table.ids[top].split("|")) & gold_set:
                 continue
-            top_name = table.name_list[rows[0]]
-            tied = any(r >= 0 and s == scores[0] and table.name_list[r] == top_name
-                       and table.ids[r] != table.ids[rows[0]] for r, s in zip(rows[1:],
-                                                                               scores[1:]))
-            correct += not tied
+            correct += table.name_list[top] not in self.ambiguous_names()
         return correct / self.strict_queries
 
+    def ambiguous_names(self) -> set[str]:
+        """The dictionary names listed under two concepts with no id in common (computed
+        once)."""
+        if self._ambiguous is None:
+            ids_of: dict[str, set[str]] = {}
+            for name, ids in zip(_as_list(self.dictionary_names), _as_list(self.dictionary_cuis)):
+                ids_of.setdefault(name, set()).add(ids)
+            self._ambiguous = set()
+            for name, id_strings in ids_of.items():
+                if len(id_strings) < 2:
+                    continue
+                id_sets = [set(value.split("|")) for value in id_strings]
+                if any(not a & b for i, a in enumerate(id_sets) for b in id_sets[i + 1:]):
+                    self._ambiguous.add(name)
+        return self._ambiguous
+
     def _coverage(self) -> float:
-        ids = self.dictionary_cuis
         known = set()
-        for value in (ids.to_pylist() if hasattr(ids, "to_pylist") else ids):
+        for value in _as_list(self.dictionary_cuis):
             known.update(value.split("|"))
         return float(np.mean([bool(gold_set & known) for gold_set in self._gold_sets]))
 

@@ -67,8 +67,8 @@ class Linker:
         sparse: Optional :class:`~sapbert_st.linking.SparseIndex` over the same dictionary
             (same ids, same order); its candidates are fused with the dense ones.
         fusion: How the two are fused (:class:`~sapbert_st.linking.fusion.HybridFusion`);
-            default ``HybridFusion()``: raw scores (cosines) weighted 0.5 / 0.5, 100
-            candidates from each stage.
+            default ``HybridFusion()``: min-max normalised scores, sparse weight 0.3, 100
+            candidates from each stage (chosen on dev splits).
         reranker: Optional reranker, e.g. a
             :class:`~sapbert_st.linking.rerank.CrossEncoderReranker`:
             ``rerank(mentions, candidates, contexts=None, show_progress_bar=None)``
@@ -137,7 +137,7 @@ class Linker:
                                   show_progress_bar=show_progress_bar)
         sparse = self.sparse.search(mentions, k=depth, show_progress_bar=show_progress_bar)
         return [[LinkCandidate(hit["cui"], hit["name"], hit["score"], hit["stage_scores"])
-                 for hit in row] for row in self.fusion.fuse(dense, sparse, k=k)]
+                 for hit in row] for row in self.fusion.fuse(dense, sparse, k=k, depth=depth)]
 
     def link(self, mentions: Sequence[str], k: int = 5, *, threshold: float | None = None,
              types: Sequence[str] | None = None, contexts: Sequence[str | None] | None = None,

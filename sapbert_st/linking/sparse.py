@@ -176,6 +176,17 @@ class SparseIndex:
 
         return sp.hstack([chunk for _, chunk in self._chunks], format="csc").T.tocsr()
 
+    @property
+    def nnz(self) -> int:
+        """Stored non-zero TF-IDF weights (n-grams per name, summed over the names)."""
+        return sum(chunk.nnz for _, chunk in self._chunks)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored matrix (the index's memory beyond names, ids and vocabulary)."""
+        return sum(chunk.data.nbytes + chunk.indices.nbytes + chunk.indptr.nbytes
+                   for _, chunk in self._chunks)
+
     def id_list(self) -> list[str]:
         """The concept id of every row, as a Python list (computed once, then cached)."""
         if self._ids_list is None:

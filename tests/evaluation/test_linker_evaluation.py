@@ -9,14 +9,14 @@ import pytest
 from sapbert_st.evaluation import EntityLinkingEvaluator, LinkerEvaluator
 from sapbert_st.linking import DictionaryIndex, LinkCandidate, Linker, SparseIndex
 
-NAMES = ["alpha", "beta", "gamma", "delta", "shared", "shared", "eta"]
-CUIS = ["C1", "C2", "C3", "C1|C4", "C5", "C6", "C8"]
+NAMES = ["alpha", "beta", "gamma", "delta", "shared", "shared", "eta", "alpha"]
+CUIS = ["C1", "C2", "C3", "C1|C4", "C5", "C6", "C8", "C1|C10"]  # alpha: one concept, 2 ids
 # part -> its ranked candidates (cui, name, score)
 CANDIDATES = {
     "alpha": [("C1", "alpha", 0.9)],
     "beta": [("C3", "gamma", 0.8), ("C2", "beta", 0.7)],
     "gamma": [("C9", "iota", 0.8), ("C2", "beta", 0.7)],
-    "delta": [("C1|C4", "delta", 0.9)],  # right by the protocol, a |-joined id: not strict
+    "delta": [("C1|C4", "delta", 0.9)],  # a |-joined id holding the gold: right, strict too
     "eps": [("C5", "shared", 0.9), ("C6", "shared", 0.9)],  # an ambiguous name: not strict
     "zeta": [("C1", "alpha", 0.2)],  # gold C7 is not in the dictionary
     "eta": [("C1", "alpha", 0.5), ("C2", "beta", 0.4), ("C3", "gamma", 0.3)],
@@ -38,9 +38,10 @@ def test_hand_computed_metrics():
     assert metrics["acc@1"] == pytest.approx(3 / 6)
     assert metrics["acc@2"] == pytest.approx(4 / 6)
     assert metrics["acc@3"] == pytest.approx(5 / 6)
-    # strict: the 5 non-composite queries; only alpha counts
+    # strict: the 5 non-composite queries; alpha and delta count, eps is ambiguous
     assert evaluator.strict_queries == 5
-    assert metrics["strict_acc@1"] == pytest.approx(1 / 5)
+    assert evaluator.ambiguous_names() == {"shared"}
+    assert metrics["strict_acc@1"] == pytest.approx(2 / 5)
     assert metrics["coverage"] == pytest.approx(5 / 6)  # C7 is in no dictionary id
     assert evaluator.ranks.tolist() == [1, 2, 1, 1, np.inf, 3]
 
@@ -54,7 +55,7 @@ def test_dict_candidates_and_predictions(tmp_path):
                                 dictionary_cuis=CUIS, name="toy", save_predictions=True)
     metrics = evaluator(None, output_path=str(tmp_path))
     assert metrics["toy_acc@1"] == pytest.approx(0.5)
-    assert metrics["toy_strict_acc@1"] == pytest.approx(0.2)
+    assert metrics["toy_strict_acc@1"] == pytest.approx(0.4)
     first = evaluator.predictions[1]["mentions"][1]
     assert first["mention"] == "gamma"
     assert [(c["labelcui"], c["label"]) for c in first["candidates"]] == [("C9", 0), ("C2", 1)]
@@ -65,7 +66,7 @@ def test_dict_candidates_and_predictions(tmp_path):
 def index(tiny_model):
     names = ["heart attack", "myocardial infarction", "diabetes", "sugar disease", "flu",
              "influenza", "broken bone", "fracture", "diabetes"]
-    cuis = ["C1", "C1", "C2", "C2", "C3", "C3", "C4", "C4", "C9|C2"]
+    cuis = ["C1", "C1", "C2", "C2", "C3", "C3", "C4", "C4", "C9"]
     return DictionaryIndex.build(tiny_model, names, cuis, similarity="cosine")
 
 
@@ -102,11 +103,9 @@ def test_linker_acc1_equals_rows_protocol_and_deeper_k_only_gains(index):
             # by hand from the linker's own candidates
             parts_top = {p: linker.candidates([p], 1)[0][0] for q in QUERIES
                          for p in q.replace("+", "|").split("|")}
-            strict = [parts_top[q].concept_id == g for q, g in zip(QUERIES, QUERY_GOLD)
-                      if "|" not in q + g and "+" not in q]
-            tied = linker.candidates(["diabetes"], 2)[0]
-            if tied[0].score == tied[1].score and tied[0].name == tied[1].name:
-                strict[2] = False  # "diabetes" (3rd non-composite query): an ambiguous name
+            strict = [g in parts_top[q].concept_id.split("|") and parts_top[q].name != "diabetes"
+                      for q, g in zip(QUERIES, QUERY_GOLD) if "|" not in q + g and "+" not in q]
+            assert evaluator.ambiguous_names() == {"diabetes"}  # under C2 and C9
             assert metrics["strict_acc@1"] == pytest.approx(np.mean(strict))
 
 

@@ -25,6 +25,18 @@ def test_weighted_raw_scores_fill_missing_with_the_stage_minimum():
     assert fused[3]["name"] == "d" and fused[3]["stage_scores"]["dense"] is None
 
 
+def test_weighted_complete_list_fills_zero():
+    # the sparse stage was asked for 3 and listed 2: its list is complete, missing -> 0
+    fused = weighted_fusion(DENSE, SPARSE, weight=0.25, depth=3)
+    assert summary(fused) == [("C2", 0.75), ("C1", 0.675), ("C4", 0.475), ("C3", 0.375)]
+    # asked for 2: not complete, the lowest listed score (0.4) as before
+    assert summary(weighted_fusion(DENSE, SPARSE, 0.25, depth=2))[0] == ("C1", 0.775)
+    assert HybridFusion(weight=0.25, normalization="none", depth=3).fuse([DENSE], [SPARSE]) == [
+        fused]
+    with pytest.raises(ValueError, match="depth"):
+        HybridFusion().fuse([DENSE], [SPARSE], depth=0)
+
+
 def test_weighted_minmax():
     fused = weighted_fusion(DENSE, SPARSE, weight=0.5, normalization="minmax")
     # dense -> 1, .75, 0; sparse -> 1, 0; missing -> 0

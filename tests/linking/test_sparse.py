@@ -67,6 +67,7 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.config == sparse.config
     assert loaded.search(MENTIONS, k=4) == sparse.search(MENTIONS, k=4)
     assert (loaded.matrix != sparse.matrix).nnz == 0
+    assert loaded.nnz == sparse.matrix.nnz and loaded.nbytes > 0
     assert not list(tmp_path.glob("sparse/*.pkl"))
 
 
