@@ -69,7 +69,10 @@ class Linker:
         fusion: How the two are fused (:class:`~sapbert_st.linking.fusion.HybridFusion`);
             default ``HybridFusion()``: min-max normalised scores, sparse weight 0.3, 100
             candidates from each stage (chosen on dev splits).
-        reranker: Optional reranker: ``rerank(mentions, candidates) -> candidates``.
+        reranker: Optional reranker, e.g. a
+            :class:`~sapbert_st.linking.rerank.CrossEncoderReranker`:
+            ``rerank(mentions, candidates, contexts=None, show_progress_bar=None)``
+            returns the candidates reordered.
         kb: Optional :class:`~sapbert_st.kb.KnowledgeBase` for canonical names and types.
         num_candidates: How many first-stage candidates the reranker sees per mention.
         threshold: Default NIL threshold: a mention whose best final score is below it
@@ -137,7 +140,8 @@ class Linker:
                  for hit in row] for row in self.fusion.fuse(dense, sparse, k=k, depth=depth)]
 
     def link(self, mentions: Sequence[str], k: int = 5, *, threshold: float | None = None,
-             types: Sequence[str] | None = None, batch_size: int | None = None,
+             types: Sequence[str] | None = None, contexts: Sequence[str | None] | None = None,
+             batch_size: int | None = None,
              show_progress_bar: bool | None = None) -> list[list[LinkCandidate]]:
         """Per mention, up to ``k`` candidates, best first (empty for NIL).
 
@@ -146,6 +150,8 @@ class Linker:
             k: Candidates returned per mention.
             threshold: NIL threshold for this call (default: the linker's).
             types: Keep only concepts with at least one of these semantic types (needs a kb).
+            contexts: Per mention, its context (e.g. the sentence) or None; only a reranker
+                trained with context reads it.
             batch_size: Encoding batch size.
         """
         if isinstance(mentions, str):
@@ -161,7 +167,8 @@ class Linker:
             pool = min(len(self.index), pool * 4)
         results = self._first_stage(mentions, pool, wanted, k, batch_size, show_progress_bar)
         if self.reranker is not None:
-            results = self.reranker.rerank(mentions, results)
+            results = self.reranker.rerank(mentions, results, contexts=contexts,
+                                           show_progress_bar=False)
         return [self._finish(row, k, threshold) for row in results]
 
     def _first_stage(self, mentions, pool, wanted, k, batch_size, show_progress_bar):
@@ -208,7 +215,8 @@ class Linker:
     def save(self, folder: str | os.PathLike, *, save_model: bool = True) -> None:
         """Write the linker to one folder: ``index/`` (the dense index), ``encoder/`` (the
         bi-encoder, unless ``save_model=False``), ``sparse/`` (the sparse index) when one is
-        attached, ``kb.jsonl`` when a kb is attached, and ``linker_config.json`` (with the
+        attached, ``kb.jsonl`` when a kb is attached, ``reranker/`` when a reranker is
+        attached (a plain ``CrossEncoder`` folder) and ``linker_config.json`` (with the
         fusion settings)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,10 +227,13 @@ class Linker:
             self.sparse.save(folder / "sparse")
         if self.kb is not None:
             self.kb.write_jsonl(folder / "kb.jsonl")
+        if self.reranker is not None:
+            self.reranker.save(folder / "reranker")
         config = {"format": LINKER_FORMAT, "num_candidates": self.num_candidates,
                   "threshold": self.threshold, "kb": self.kb is not None,
                   "encoder": bool(save_model and self.model is not None),
-                  "sparse": self.sparse is not None, "fusion": self.fusion.to_dict()}
+                  "sparse": self.sparse is not None, "fusion": self.fusion.to_dict(),
+                  "reranker": self.reranker is not None}
         (folder / LINKER_CONFIG).write_text(json.dumps(config, indent=2) + "\n",
                                             encoding="utf-8")
 
@@ -256,7 +267,12 @@ class Linker:
             fusion = HybridFusion.from_dict(config.get("fusion", {}))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: 'fusion': {exc}") from exc
-        return cls(index, sparse=sparse, fusion=fusion, kb=kb,
+        reranker = None
+        if config.get("reranker"):
+            from sapbert_st.linking.rerank import CrossEncoderReranker
+
+            reranker = CrossEncoderReranker.load(folder / "reranker")
+        return cls(index, sparse=sparse, fusion=fusion, reranker=reranker, kb=kb,
                    num_candidates=config.get("num_candidates", 20),
                    threshold=config.get("threshold"))
 

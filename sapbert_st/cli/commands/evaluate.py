@@ -20,6 +20,7 @@ from sapbert_st.cli.arguments import (
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
+from sapbert_st.cli.linker_options import add_linker_options, build_linker, check_linker_options
 from sapbert_st.cli.models import (
     check_index_similarity,
     index_model_source,
@@ -44,6 +45,10 @@ def add_parser(sub) -> None:
             split on '|' and '+'; top-k dictionary names; exact search). Each result names
             its dictionary: several are open stand-ins for the licensed ones of the paper.
 
+            --sparse / --reranker: score the linking pipeline (hybrid first stage, a trained
+            cross-encoder reranker) with the same protocol (each composite part linked on
+            its own), and add strict_acc@1 and the dictionary's coverage of the queries.
+
             --index: search an index folder from `sapbert-st index` instead of encoding each
             benchmark's dictionary on every call (same protocol; the index's names, model and
             similarity, unless --model names another encoder of the same fingerprint).
@@ -59,7 +64,9 @@ def add_parser(sub) -> None:
                   --data-dir data --dictionary umls_2017aa_dictionary.txt
               sapbert-st index --model sapbert-hpo --dictionary benchmark:ncbi-disease \
                   --data-dir data --output ncbi-index
-              sapbert-st evaluate --index ncbi-index --benchmark ncbi-disease --data-dir data"""),
+              sapbert-st evaluate --index ncbi-index --benchmark ncbi-disease --data-dir data
+              sapbert-st evaluate --index ncbi-index --sparse --reranker ncbi-reranker \
+                  --benchmark ncbi-disease --data-dir data"""),
     )
     p.add_argument("--model", default=None,
                    help="model folder or Hub id (with --index: default the one that built it)")
@@ -78,6 +85,7 @@ def add_parser(sub) -> None:
     add_case_options(p, "each benchmark's protocol: yes for the English ones, no (cased) "
                         "for xl-bel-*")
     add_similarity_option(p, index=True)
+    add_linker_options(p)
     p.add_argument("--output", default=None,
                    help="write the results as JSON to this file (checked before evaluating)")
     add_overwrite_option(p, "replace an existing --output file")
@@ -114,6 +122,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit: expected a positive number of queries, got {args.limit}")
     check_common_options(args)
+    check_linker_options(args)
+    pipeline = args.sparse or args.reranker is not None
     protected = [("--model", args.model), ("--dictionary", args.dictionary),
                  ("--data-dir", args.data_dir), ("--index", args.index)]
     if args.output:
@@ -144,7 +154,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         queries = bench.queries
         if args.limit is not None and args.limit < len(queries):
             queries = queries.select(range(args.limit))
-        if index is not None:
+        if pipeline:
+            from sapbert_st.evaluation import LinkerEvaluator
+            from sapbert_st.linking import DictionaryIndex
+
+            if index is None and bench.dictionary is None:
+                raise UsageError(f"--benchmark {name}: no default dictionary "
+                                 f"({bench.dictionary_note}); pass --dictionary CUI||name file")
+            searched = index if index is not None else DictionaryIndex.build(
+                model, bench.dictionary, similarity=similarity, batch_size=args.batch_size)
+            evaluator = LinkerEvaluator(queries, linker=build_linker(searched, args),
+                                        batch_size=args.batch_size, name=name, write_csv=False)
+            size = len(searched)
+            note = dictionary_note if index is not None else bench.dictionary_note
+        elif index is not None:
             evaluator = EntityLinkingEvaluator(queries, index=index, batch_size=args.batch_size,
                                                name=name, write_csv=False)
             size, note = len(index), dictionary_note
@@ -160,6 +183,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results[name] = {**metrics, "lowercase": bench.lowercase, "queries": len(queries),
                          "dictionary_size": size,
                          "dictionary_note": note, "split": bench.split, "similarity": similarity}
+        if pipeline:
+            results[name]["pipeline"] = {"sparse": args.sparse, "reranker": args.reranker,
+                                         "num_candidates": args.num_candidates}
         logger.info("%s: acc@1 %.4f acc@5 %.4f", name, metrics["acc@1"], metrics["acc@5"])
     rows = [["benchmark", "queries", "acc@1", "acc@5", "dictionary"]]
     for name, r in results.items():

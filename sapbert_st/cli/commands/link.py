@@ -19,6 +19,7 @@ from sapbert_st.cli.arguments import (
 )
 from sapbert_st.cli.errors import UsageError
 from sapbert_st.cli.link_formats import LINK_FORMATS, LinkWriter
+from sapbert_st.cli.linker_options import add_linker_options, build_linker, check_linker_options
 from sapbert_st.cli.mentions import mention_chunks
 from sapbert_st.cli.models import (
     check_index_similarity,
@@ -52,7 +53,8 @@ def add_parser(sub) -> None:
               sapbert-st link --index hpo-index "heart attack" "fits"
               sapbert-st link --index hpo-index --input mentions.txt --format json > links.json
               cat mentions.txt | sapbert-st link --index hpo-index -k 1
-              sapbert-st link --model sapbert-hpo --dictionary hpo "loss of hearing\""""),
+              sapbert-st link --model sapbert-hpo --dictionary hpo "loss of hearing"
+              sapbert-st link --index ncbi-index --sparse --reranker ncbi-reranker "fits\""""),
     )
     p.add_argument("mentions", nargs="*", help="mentions to link")
     p.add_argument("--input", default=None, help="file with one mention per line ('-': stdin)")
@@ -69,6 +71,7 @@ def add_parser(sub) -> None:
     add_case_options(p, "mentions as given, --dictionary names lowercased; with either "
                         "flag mentions are normalised too")
     add_similarity_option(p, index=True)
+    add_linker_options(p)
     add_common_options(p)
     p.set_defaults(func=cmd_link, max_seq_length=None)
 
@@ -82,6 +85,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     if args.index is None and (args.model is None or args.dictionary is None):
         raise UsageError("--index: required, or both --model and --dictionary")
     check_common_options(args)
+    check_linker_options(args)
     folder = None
     model_path, model_argument, hint = args.model, "--model", ""
     if args.index is not None:
@@ -107,11 +111,11 @@ def cmd_link(args: argparse.Namespace) -> int:
         dictionary = load_dictionary_source(args.dictionary, args)
         index = DictionaryIndex.build(model, dictionary, similarity=similarity,
                                       batch_size=args.batch_size)
-    _link_chunks(index, itertools.chain([first], chunks), args)
+    _link_chunks(build_linker(index, args), itertools.chain([first], chunks), args)
     return 0
 
 
-def _link_chunks(index, chunks: Iterable[list[str]], args: argparse.Namespace) -> None:
+def _link_chunks(linker, chunks: Iterable[list[str]], args: argparse.Namespace) -> None:
     """Search and write chunk by chunk: memory stays bounded by one chunk, and the links
     of each chunk are on stdout (flushed) before the next one is read."""
     from tqdm.auto import tqdm
@@ -125,8 +129,10 @@ def _link_chunks(index, chunks: Iterable[list[str]], args: argparse.Namespace) -
         for mentions in chunks:
             queries = (mentions if args.lowercase is None
                        else [normalize_name(m, args.lowercase) for m in mentions])
-            hits = index.search(queries, k=args.k, batch_size=args.batch_size,
+            links = linker.link(queries, k=args.k, batch_size=args.batch_size,
                                 show_progress_bar=False)
+            hits = [[{"cui": c.concept_id, "name": c.name, "score": c.score} for c in row]
+                    for row in links]
             writer.write(mentions, hits)
             sys.stdout.flush()
             bar.update(len(mentions))
