@@ -245,12 +245,9 @@ def _load_linker(folder: Path, args: argparse.Namespace):
 
 
 def _load_reranker(path: str, device: str | None):
-    """``CrossEncoderReranker.load(path)`` (issue 18's reranker stage)."""
-    try:
-        from sapbert_st.linking.rerank import CrossEncoderReranker
-    except ImportError as exc:
-        raise UsageError("--reranker: this installation of sapbert-st has no reranker stage "
-                         "(sapbert_st.linking.rerank)") from exc
+    """``CrossEncoderReranker.load(path)``: the reranker stage from `sapbert-st train-reranker`."""
+    from sapbert_st.linking.rerank import CrossEncoderReranker
+
     try:
         return CrossEncoderReranker.load(path, device=device)
     except (OSError, ValueError) as exc:
