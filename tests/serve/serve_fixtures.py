@@ -51,7 +51,7 @@ def build_linker(model_path: Path, kb: bool = True):
 class ReversingReranker:
     """A stand-in second stage: reverses the first-stage order and records its own score."""
 
-    def rerank(self, mentions, candidates):
+    def rerank(self, mentions, candidates, contexts=None, show_progress_bar=None):
         out = []
         for row in candidates:
             row = list(reversed(row))
