@@ -9,7 +9,8 @@ Endpoints:
                   "canonical_name", "name", "score", "stage_scores", "types"}]}]}``
 ``POST /annotate``  ``{"text": "..."}`` or ``{"texts": [...]}`` -> spans with concept ids
 ``GET /health``   model and index fingerprints, sizes, stages, versions, batching stats
-``GET /docs``     OpenAPI docs (Swagger UI, loaded from a CDN); ``/openapi.json`` offline
+``GET /docs``     OpenAPI docs (Swagger UI served from the ``swagger-ui-bundle`` package:
+                  no CDN, works offline); the schema itself at ``/openapi.json``
 ============  ==========================================================================
 
 Every request is linked by :meth:`Linker.link` itself, so a service over a linker with
@@ -136,7 +137,7 @@ def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits |
         await batcher.close()
 
     app = FastAPI(title=title, version=info["versions"]["sapbert-st"] or "unknown",
-                  lifespan=lifespan, description=(
+                  lifespan=lifespan, docs_url=None, redoc_url=None, description=(
                       "Link biomedical mentions to concepts with a SapBERT dictionary index. "
                       "Errors are JSON objects naming the field and the limit."))
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes,
@@ -171,6 +172,8 @@ def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits |
         return HTMLResponse(page, headers={"Content-Security-Policy": page_policy,
                                            "X-Content-Type-Options": "nosniff",
                                            "Referrer-Policy": "no-referrer"})
+
+    _add_offline_docs(app, title)
 
     @app.get("/health", summary="Model, index, sizes, versions and batching statistics")
     async def health() -> dict[str, Any]:
@@ -257,3 +260,25 @@ def _page() -> tuple[str, str]:
               f"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
               f"frame-ancestors 'none'")
     return page, policy
+
+
+#: Where the Swagger UI files of ``/docs`` are served from (the ``swagger-ui-bundle`` package).
+DOCS_ASSETS = "/docs-assets"
+
+
+def _add_offline_docs(app: FastAPI, title: str) -> None:
+    """``GET /docs``: FastAPI's Swagger UI page, with its script and style served by this
+    app from the ``swagger-ui-bundle`` package instead of FastAPI's default CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{title} - API docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")

@@ -340,6 +340,17 @@ def test_openapi_docs_describe_the_endpoints(client):
     assert docs.status_code == 200 and "openapi.json" in docs.text
 
 
+def test_docs_page_works_offline(client):
+    html = client.get("/docs").text
+    assets = re.findall(r"\b(?:src|href)\s*=\s*[\"']([^\"']*)[\"']", html)
+    assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
+    assert "https://" not in html and "http://" not in html
+    for url in assets:
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 500, url
+    assert client.get("/docs-assets/../app.py").status_code == 404
+
+
 def test_page_loads_nothing_from_outside(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
