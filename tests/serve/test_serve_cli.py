@@ -108,6 +108,25 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def read_response(sock: socket.socket) -> str:
+    """One whole HTTP response from a raw socket: headers and body may come in separate
+    packets (the server sets TCP_NODELAY), so read until Content-Length is satisfied."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
 def start_server(arguments: list[str], log) -> tuple[subprocess.Popen, str]:
     """Start ``sapbert-st serve`` and return it with its URL once it answers ``/health``."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TOKENIZERS_PARALLELISM": "false"}
@@ -166,7 +185,7 @@ def test_real_server_serves_refuses_and_stops_cleanly(index_folder, tiny_bert_pa
                     assert big.status_code == 413 and big.json()["limit"] == 4
                     assert children_of(process.pid) == []
                     stalled.settimeout(10)  # the stalled client is answered 408 after 2 s
-                    answer = stalled.recv(4096).decode("latin-1")
+                    answer = read_response(stalled)
                     assert answer.startswith("HTTP/1.1 408"), answer
                     assert '"field":"body"' in answer and time.monotonic() - started < 8
                 annotated = http.post("/annotate", json={"text": "Fever and fits."}).json()
