@@ -31,3 +31,15 @@ def check_bool(value, argument: str) -> bool:
         raise ValueError(  # noqa: TRY004
             f"{argument}: expected True or False, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def check_mentions(mentions, argument: str = "mentions") -> list:
+    """``mentions`` as a list, after checking that it is a sequence of str (not one str)."""
+    if isinstance(mentions, str):
+        raise TypeError(f"{argument}: expected a list of strings, got one string {mentions!r}")
+    mentions = list(mentions)
+    for i, mention in enumerate(mentions):
+        if not isinstance(mention, str):
+            raise TypeError(f"{argument}[{i}]: expected a str, got {type(mention).__name__} "
+                            f"{mention!r}")
+    return mentions

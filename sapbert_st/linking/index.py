@@ -20,7 +20,7 @@ import numpy as np
 
 from sapbert_st.linking import approximate
 from sapbert_st.linking.approximate import INDEX_TYPES, import_faiss
-from sapbert_st.linking.checks import check_bool, check_int, check_positive_int
+from sapbert_st.linking.checks import check_bool, check_int, check_mentions, check_positive_int
 from sapbert_st.linking.dictionary import dictionary_columns
 from sapbert_st.linking.embeddings import (
     DTYPES,
@@ -519,13 +519,8 @@ class DictionaryIndex:
                         batch_size: int | None = None, show_progress_bar: bool | None = None,
                         check_model: bool = True) -> np.ndarray:
         """Encode mentions with the index's model (or ``model``, after a fingerprint check)."""
-        if isinstance(mentions, str):
-            raise TypeError(f"mentions: expected a list of strings, got one string {mentions!r}")
-        mentions = list(mentions)
+        mentions = check_mentions(mentions)
         for i, mention in enumerate(mentions):
-            if not isinstance(mention, str):
-                raise TypeError(f"mentions[{i}]: expected a str, got {type(mention).__name__} "
-                                f"{mention!r}")
             if not mention.strip():
                 raise ValueError(f"mentions[{i}]: empty mention {mention!r}; expected text to link")
         if model is None:

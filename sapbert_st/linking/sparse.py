@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sapbert_st.checkpoint_files import file_digest
-from sapbert_st.linking.checks import check_positive_int
+from sapbert_st.linking.checks import check_mentions, check_positive_int
 from sapbert_st.linking.dictionary import dictionary_columns, strings_digest
 from sapbert_st.progress import resolve_show_progress_bar
 
@@ -198,14 +198,7 @@ class SparseIndex:
     def encode_mentions(self, mentions: Sequence[str], **_: Any) -> scipy.sparse.csr_matrix:
         """TF-IDF vectors of the mentions (CSR, one unit-norm row per mention; a mention
         with no known n-gram gives a zero row)."""
-        if isinstance(mentions, str):
-            raise TypeError(f"mentions: expected a list of strings, got one string {mentions!r}")
-        mentions = list(mentions)
-        for i, mention in enumerate(mentions):
-            if not isinstance(mention, str):
-                raise TypeError(f"mentions[{i}]: expected a str, got {type(mention).__name__} "
-                                f"{mention!r}")
-        return self.vectorizer.transform(mentions).tocsr()
+        return self.vectorizer.transform(check_mentions(mentions)).tocsr()
 
     def search_rows(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows per query vector: ``(rows, scores)``, both ``(nq, min(k, n))``;
