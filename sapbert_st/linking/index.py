@@ -193,6 +193,8 @@ class DictionaryIndex:
         faiss_index: A trained and filled faiss index for approximate types.
         fingerprint: From :func:`model_fingerprint`; computed from ``model`` when omitted.
         config: Build parameters to save alongside.
+        name_groups: The distinct names of ``names`` when already computed (``dedup``);
+            computed here otherwise.
 
     Use :meth:`build` (from a model), :meth:`from_embeddings` or :meth:`load` rather than
     this constructor.
@@ -224,6 +226,7 @@ class DictionaryIndex:
         faiss_index: Any = None,
         fingerprint: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        name_groups: NameGroups | None = None,
     ) -> None:
         self.names, self.ids = dictionary_columns(names, ids, check_blank=False)
         if similarity not in SIMILARITIES:
@@ -258,7 +261,7 @@ class DictionaryIndex:
         self._faiss_gpu = None
         self._name_groups: NameGroups | None = None
         if self.config.get("dedup") and faiss_index is not None:
-            self._name_groups = NameGroups(self.names)
+            self._name_groups = name_groups if name_groups is not None else NameGroups(self.names)
             if len(self._name_groups) != faiss_index.ntotal:
                 raise IndexFolderError(f"faiss_index: holds {faiss_index.ntotal} vectors, but "
                                        f"the dictionary has {len(self._name_groups)} distinct "
@@ -456,8 +459,8 @@ class DictionaryIndex:
                           refine_factor=refine_factor, dedup=dedup)
         index = cls(embeddings if (index_type == "flat" or rerank) else None, name_array,
                     id_array, model=model, similarity=similarity, index_type=index_type,
-                    faiss_index=faiss_index, config=config)
-        index._name_groups = name_groups if dedup else None
+                    faiss_index=faiss_index, config=config,
+                    name_groups=name_groups if dedup else None)
         return index
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None,
