@@ -42,7 +42,8 @@ def load_reranker(args: argparse.Namespace):
         return None
     from sapbert_st.linking.rerank import CrossEncoderReranker
 
-    overrides = {"top_k": args.num_candidates} if args.num_candidates is not None else {}
+    num_candidates = getattr(args, "num_candidates", None)  # `serve` has no such option
+    overrides = {"top_k": num_candidates} if num_candidates is not None else {}
     try:
         return CrossEncoderReranker.load(args.reranker, device=args.device, **overrides)
     except BrokenPipeError:

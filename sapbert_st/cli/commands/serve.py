@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sapbert_st.cli.arguments import HelpFormatter, add_common_options, check_common_options, dedent
 from sapbert_st.cli.errors import UsageError
+from sapbert_st.cli.linker_options import load_reranker
 from sapbert_st.cli.models import index_model_source, load_index, load_model
 
 logger = logging.getLogger(__name__)
@@ -237,21 +238,11 @@ def _load_linker(folder: Path, args: argparse.Namespace):
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"--kb {args.kb}: {exc}") from exc
     if args.reranker is not None:
-        linker.reranker = _load_reranker(args.reranker, args.device)
+        linker.reranker = load_reranker(args)
         linker.num_candidates = getattr(linker.reranker, "top_k", None) or linker.num_candidates
     if args.threshold is not None:
         linker.threshold = float(args.threshold)
     return linker
-
-
-def _load_reranker(path: str, device: str | None):
-    """``CrossEncoderReranker.load(path)``: the reranker stage from `sapbert-st train-reranker`."""
-    from sapbert_st.linking.rerank import CrossEncoderReranker
-
-    try:
-        return CrossEncoderReranker.load(path, device=device)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--reranker {path}: {exc}") from exc
 
 
 def _run(server, sock: socket.socket) -> str | None:
