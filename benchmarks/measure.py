@@ -1,11 +1,14 @@
-"""What the speed benchmarks share: a description of the machine, and best-of-n timing."""
+"""What the speed benchmarks share: a description of the machine, best-of-n timing, and
+writing the result JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +38,10 @@ def fastest(run: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
         result = run()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def write_result(result: dict, output: str | os.PathLike) -> None:
+    """Write ``result`` as indented JSON to ``output`` (creating its folder) and print it."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1))
