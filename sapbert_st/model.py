@@ -193,7 +193,8 @@ def load_sapbert(
             folder: the encoder is exported into it once (``onnx/model.onnx``,
             :func:`sapbert_st.backends.export_backend`) and loaded from there afterwards.
         quantize: ``"int8"`` with ``backend="onnx"``: dynamic int8 quantization for this
-            CPU (``onnx/model_qint8_<cpu>.onnx``; faster, not bit-exact). ``None``: float32.
+            CPU, linear layers only (``onnx/model_qint8_<cpu>_linear.onnx``; faster, not
+            bit-exact). ``None``: float32.
         **kwargs: Passed to ``SentenceTransformer`` (``cache_folder``, ``revision``, ...).
 
     Raises:

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from sapbert_st import load_sapbert
-from sapbert_st.backends import backend_file_name, check_backend, cpu_quantization_config
+from sapbert_st.backends import (
+    activation_matmuls,
+    backend_file_name,
+    check_backend,
+    cpu_quantization_config,
+)
 from sapbert_st.model import pooling_modes
 
 NAMES = ["heart attack", "fever", "acute chronic infection of the heart", "type 2 deficiency"]
@@ -82,6 +87,26 @@ def test_backend_needs_a_local_folder():
 
 
 def test_int8_file_names_the_cpu_kernels():
-    assert backend_file_name("onnx", "int8") == f"onnx/model_qint8_{cpu_quantization_config()}.onnx"
+    assert backend_file_name("onnx", "int8") == (
+        f"onnx/model_qint8_{cpu_quantization_config()}_linear.onnx")
     assert backend_file_name("onnx", None) == "onnx/model.onnx"
     assert backend_file_name("openvino", None) == "openvino/openvino_model.xml"
+
+
+@needs_onnx
+def test_int8_quantizes_the_linear_layers_and_keeps_the_attention_products_float(
+        tiny_bert_copy):
+    import onnx
+
+    load_sapbert(tiny_bert_copy, device="cpu", backend="onnx", quantize="int8")
+    plain = tiny_bert_copy / "onnx" / "model.onnx"
+    attention = activation_matmuls(plain)
+    layers = onnx.load(str(plain), load_external_data=False).graph.node
+    n_layers = sum(node.op_type == "Softmax" for node in layers)
+    assert n_layers >= 1 and len(attention) == 2 * n_layers  # scores and context per layer
+    quantized = onnx.load(str(tiny_bert_copy / backend_file_name("onnx", "int8")),
+                          load_external_data=False).graph
+    float_matmuls = {node.name for node in quantized.node if node.op_type == "MatMul"}
+    assert float_matmuls == set(attention)  # every other MatMul became an int8 kernel
+    assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")
+               for node in quantized.node)
