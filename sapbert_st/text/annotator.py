@@ -41,6 +41,8 @@ class TextAnnotator:
         lowercase, strip_punctuation: Normalise queries like the dictionary (BioSyn style).
         batch_size: Documents per spaCy/linker batch.
         min_length: Shortest name the default dictionary matcher looks for.
+        split_composites: Link coordinated spans ("breast and ovarian cancer") as their
+            parts (off by default; see :class:`~sapbert_st.text.span_linker.SpanLinker`).
 
     Example:
         ::
@@ -53,9 +55,11 @@ class TextAnnotator:
 
     def __init__(self, linker: Linker, nlp: Any = None, resolve_abbreviations: bool = True, *,
                  lowercase: bool = False, strip_punctuation: bool = False,
-                 batch_size: int = 64, min_length: int = 3) -> None:
+                 batch_size: int = 64, min_length: int = 3,
+                 split_composites: bool = False) -> None:
         self.span_linker = SpanLinker(linker, resolve_abbreviations=resolve_abbreviations,
-                                      lowercase=lowercase, strip_punctuation=strip_punctuation)
+                                      lowercase=lowercase, strip_punctuation=strip_punctuation,
+                                      split_composites=split_composites)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.min_length = min_length
         self._nlp = nlp
@@ -93,9 +97,11 @@ class TextAnnotator:
 
         Returns:
             Span dicts: ``start``, ``end``, ``text``, ``label``, ``query`` (what was linked),
-            ``concept_id``, ``canonical_name``, ``name``, ``score``, ``types`` and
+            ``concept_id``, ``canonical_name``, ``name``, ``score``, ``types``,
             ``candidates`` (:meth:`LinkCandidate.to_dict
-            <sapbert_st.linking.LinkCandidate.to_dict>`, best first).
+            <sapbert_st.linking.LinkCandidate.to_dict>`, best first) and ``parts`` (a
+            composite span's parts, each with its ``query``, top fields and candidates;
+            empty otherwise).
         """
         if isinstance(texts, str):
             raise TypeError(f"texts: expected a list of strings, got one string {texts!r:.80}")

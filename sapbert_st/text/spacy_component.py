@@ -69,13 +69,16 @@ class SapBertLinker:
             files are lowercased and without punctuation).
         mmap: Load a linker folder with its embeddings memory-mapped.
         batch_size: Encoding batch size.
+        split_composites: Link coordinated spans ("breast and ovarian cancer") as their
+            parts (off by default); ``kb_id_`` then joins the parts' top ids with ``|`` and
+            ``kb_ents`` interleaves their candidates.
     """
 
     def __init__(self, nlp: Language, name: str = LINKER_FACTORY, linker=None, *, k: int = 5,
                  threshold: float | None = None, types: list[str] | None = None,
                  resolve_abbreviations: bool = True, spans_key: str | None = None,
                  lowercase: bool = False, strip_punctuation: bool = False, mmap: bool = True,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, split_composites: bool = False) -> None:
         register_extensions()
         self.name = name
         self.k = k
@@ -84,7 +87,7 @@ class SapBertLinker:
         self.spans_key = spans_key
         self._options = {"resolve_abbreviations": resolve_abbreviations,
                          "lowercase": lowercase, "strip_punctuation": strip_punctuation,
-                         "batch_size": batch_size}
+                         "batch_size": batch_size, "split_composites": split_composites}
         self.span_linker: SpanLinker | None = None
         if isinstance(linker, str):
             linker = Linker.load(linker, mmap=mmap)
@@ -142,16 +145,17 @@ class SapBertLinker:
 @Language.factory(LINKER_FACTORY, default_config={
     "linker": None, "k": 5, "threshold": None, "types": None, "resolve_abbreviations": True,
     "spans_key": None, "lowercase": False, "strip_punctuation": False, "mmap": True,
-    "batch_size": 64})
+    "batch_size": 64, "split_composites": False})
 def make_sapbert_linker(nlp: Language, name: str, linker: str | None, k: int,
                         threshold: float | None, types: list[str] | None,
                         resolve_abbreviations: bool, spans_key: str | None, lowercase: bool,
-                        strip_punctuation: bool, mmap: bool, batch_size: int) -> SapBertLinker:
+                        strip_punctuation: bool, mmap: bool, batch_size: int,
+                        split_composites: bool) -> SapBertLinker:
     """spaCy factory of :class:`SapBertLinker` (``linker``: a ``Linker.save`` folder)."""
     return SapBertLinker(nlp, name, linker, k=k, threshold=threshold, types=types,
                          resolve_abbreviations=resolve_abbreviations, spans_key=spans_key,
                          lowercase=lowercase, strip_punctuation=strip_punctuation, mmap=mmap,
-                         batch_size=batch_size)
+                         batch_size=batch_size, split_composites=split_composites)
 
 
 @Language.factory(MATCHER_FACTORY, default_config={

@@ -110,3 +110,35 @@ def test_annotate_with_index_and_kb(linker_folder, tiny_bert_copy, capsys):
     assert [s["text"] for s in records[0]["spans"]] == ["Ataxia-telangiectasia", "A-T"]
     assert records[0]["spans"][0]["canonical_name"] == "Ataxia Telangiectasia"
     assert records[1]["spans"] == []  # no definition in that document: "A-T" is not a name
+
+
+def test_annotate_links_composite_spans_as_parts(linker_folder, tmp_path, capsys):
+    from sapbert_st.data.pubtator import PubTatorAnnotation, PubTatorDocument
+
+    title = "Breast and ovarian cancer in A-T families."
+    doc = PubTatorDocument("1", title, "", [PubTatorAnnotation(0, 25, title[:25], "Disease")])
+    path = tmp_path / "composite.PubTator.txt"
+    with open(path, "w", encoding="utf-8") as out:
+        write_pubtator([doc], out)
+    argv = ["annotate", "--linker", linker_folder, "--input", path, "--link-annotations", "-q",
+            "--split-composites"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    (span,) = json.loads(out)["spans"]
+    assert [p["query"] for p in span["parts"]] == ["Breast cancer", "ovarian cancer"]
+    tops = list(dict.fromkeys(p["concept_id"] for p in span["parts"]))
+    assert span["concept_id"] == "|".join(tops)
+    code, out, err = run(argv + ["--format", "pubtator"], capsys)
+    assert code == 0, err
+    (linked,) = load_pubtator(_written(tmp_path, out))
+    assert linked.annotations[0].concept_id == "|".join(tops)
+    code, out, err = run(argv[:-1], capsys)  # the default: linked whole
+    assert code == 0, err
+    (span,) = json.loads(out)["spans"]
+    assert span["parts"] == [] and span["query"] == "Breast and ovarian cancer"
+
+
+def _written(tmp_path, text):
+    path = tmp_path / "linked.PubTator.txt"
+    path.write_text(text, encoding="utf-8")
+    return path

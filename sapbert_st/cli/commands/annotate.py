@@ -38,7 +38,9 @@ def add_parser(sub) -> None:
               pubtator  PubTator documents (title, abstract, annotations)
             Output on stdout, 64 documents at a time: JSON lines {"id", "text", "spans"}
             (each span: start, end, text, query, concept_id, canonical_name, name, score,
-            types, candidates; NIL spans have concept_id null) or PubTator (NIL: id -1)."""),
+            types, candidates, parts; NIL spans have concept_id null; with
+            --split-composites a coordinated span linked as its parts joins their ids
+            with '|') or PubTator (NIL: id -1)."""),
         epilog=dedent("""
             examples:
               sapbert-st annotate --linker medic-linker --input abstract.txt
@@ -71,6 +73,9 @@ def add_parser(sub) -> None:
                    help="link only to concepts of these semantic types or groups (T047, DISO)")
     p.add_argument("--no-abbreviations", action="store_true",
                    help="do not expand abbreviations defined in the document")
+    p.add_argument("--split-composites", action="store_true",
+                   help="link a coordinated span ('breast and ovarian cancer') as its parts "
+                        "('breast cancer', 'ovarian cancer'), unless it is a dictionary name")
     p.add_argument("--lowercase", action="store_true", help="lowercase queries")
     p.add_argument("--strip-punctuation", action="store_true",
                    help="remove punctuation from queries (BioSyn-style dictionaries)")
@@ -225,7 +230,8 @@ def _annotator(args, linker):
             raise UsageError(f"--spacy-model {args.spacy_model}: {exc}") from exc
     return TextAnnotator(linker, nlp, resolve_abbreviations=not args.no_abbreviations,
                          lowercase=args.lowercase, strip_punctuation=args.strip_punctuation,
-                         batch_size=args.batch_size or 64)
+                         batch_size=args.batch_size or 64,
+                         split_composites=args.split_composites)
 
 
 def _annotate_stream(annotator, documents: Iterator[_Document], args) -> None:
