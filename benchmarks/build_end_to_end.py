@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shlex
 import sys
@@ -91,6 +92,9 @@ def main(argv=None) -> dict:
                              "loaded index with real mentions (NCBI-disease test), against "
                              "exact search over the same vectors")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--workdir", default=None,
+                        help="keep the embeddings and the index folder here (default: a "
+                             "temporary folder, deleted)")
     parser.add_argument("--umls-distinct", type=int, default=7_400_000)
     parser.add_argument("--faiss-add-s-per-million", type=float, default=None,
                         help="from search_sweep.json (build_s at its n), for the extrapolation")
@@ -132,7 +136,9 @@ def main(argv=None) -> dict:
         return out
 
     index_module.encode_texts = timed_encode
-    with tempfile.TemporaryDirectory() as scratch:
+    with contextlib.ExitStack() as stack:
+        scratch = args.workdir or stack.enter_context(tempfile.TemporaryDirectory())
+        Path(scratch).mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         index = DictionaryIndex.build(model, names, cuis, index_type="ivf_pq_refine",
                                       nlist=args.nlist, dtype="float16",
