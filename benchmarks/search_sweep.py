@@ -109,12 +109,18 @@ def main(argv=None) -> dict:
         refine_code=args.refine_code, train_size=args.train_size, config=config, verify=False,
         show_progress_bar=False)
     build_s = time.perf_counter() - t
+    build_peak = sampler.snapshot()  # before measuring the index's size below
     faiss = __import__("faiss")
-    serialized = faiss.serialize_index(index.faiss_index).nbytes
+    # Written to a file, as DictionaryIndex.save does: serialize_index would hold two more
+    # copies of the index in RAM (the earlier runs' build peaks included them).
+    index_file = workdir / "sweep.faiss"
+    faiss.write_index(index.faiss_index, str(index_file))
+    serialized = index_file.stat().st_size
+    index_file.unlink()
     per_name = serialized / n + 8  # + the faiss id of the refine stage's base index
     columns = (names.nbytes + ids.nbytes) / n
     result["build"] = {"factory": index.config["factory"], "build_s": round(build_s, 1),
-                       **sampler.snapshot(), "faiss_index_bytes": serialized,
+                       **build_peak, "faiss_index_bytes": serialized,
                        "faiss_bytes_per_name": round(serialized / n, 1),
                        "names_ids_bytes_per_name": round(columns, 1)}
     save("build")

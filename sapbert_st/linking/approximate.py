@@ -233,6 +233,7 @@ def train_and_add(faiss_index, embeddings: np.ndarray, factory: str, *, train_si
             logger.info("Training faiss %s on %d of %d vectors", factory, size, n)
             faiss_index.train(sample)
             del sample
+        _reserve_refine_codes(faiss_index, n)
         bar = tqdm(total=n, desc=f"Adding to faiss {factory}", unit="name", disable=not progress)
         for start in range(0, n, chunk_size):
             block = np.ascontiguousarray(take(slice(start, start + chunk_size)),
@@ -244,6 +245,21 @@ def train_and_add(faiss_index, embeddings: np.ndarray, factory: str, *, train_si
         raise ValueError(f"index_type={factory!r}: faiss failed to train or fill the index "
                          f"({_faiss_message(exc)})") from exc
     return faiss_index
+
+
+def _reserve_refine_codes(faiss_index, n: int) -> None:
+    """Allocate the code array of an ``IndexRefine``'s refinement stage for ``n`` vectors up
+    front: filled chunk by chunk, it would grow by doubling, and each reallocation holds the
+    old and the new copy at once (at UMLS size, gigabytes)."""
+    faiss = import_faiss()
+    refine = getattr(faiss.downcast_index(faiss_index), "refine_index", None)
+    if refine is None:
+        return
+    refine = faiss.downcast_index(refine)
+    codes = getattr(refine, "codes", None)
+    if refine.ntotal == 0 and hasattr(codes, "resize"):
+        codes.resize(n * refine.code_size)  # keeps the capacity when shrunk back
+        codes.resize(0)
 
 
 def _ivf_of(faiss_index):
