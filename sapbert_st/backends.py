@@ -13,7 +13,7 @@ the embeddings are those of the torch model up to the backend's arithmetic (floa
 
 int8 quantizes the weights of the linear layers only (``onnx/model_qint8_<cpu>_linear.onnx``):
 the two attention products (scores and context), whose operands are both activations, stay
-float32. Quantizing those too (sentence-transformers' default configurations) was 10% slower
+float32. Quantizing those too (sentence-transformers' default configurations) was no faster
 here and moved COMETA dev acc@1 by -0.6 to +1.1 points; linear-only stayed within 0.13.
 """
 
