@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from large_index import MemorySampler
+from large_index import MemorySampler, apply_setting, latency
 from measure import machine, write_result
 from sparse_scale import synthetic_names
 
@@ -37,44 +37,35 @@ DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "sapbert_st_benchmarks" / "build_
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def search_checks(loaded, args, DictionaryIndex, load_benchmark) -> list[dict]:
+def search_checks(loaded, args) -> list[dict]:
     """Recall@5 of the loaded (memory-mapped) index against exact search over its own
     vectors, for real mentions (NCBI-disease test queries), and its latency per setting.
     Hits are compared as sets of names (a name listed under two ids is one hit)."""
-    from large_index import MemorySampler
+    from sapbert_st.data.benchmarks import load_benchmark
+    from sapbert_st.linking import DictionaryIndex
 
     mentions = list(load_benchmark("ncbi-disease", args.data_dir, split="test")
                     .queries["mention"])[:args.queries]
     queries = loaded.encode_mentions(mentions, show_progress_bar=False)
+
+    def name_sets(rows: np.ndarray) -> list[set[str]]:
+        return [set(loaded.names.take(found[found >= 0]).to_pylist()) for found in rows]
+
     exact = DictionaryIndex.from_embeddings(loaded.embeddings, loaded.names, loaded.ids,
                                             similarity=loaded.similarity, verify=False)
     t = time.perf_counter()
-    truth = [{h["name"] for h in hits}
-             for hits in exact.search_embeddings(queries, 5, distinct=False)]
+    truth = name_sets(exact.search_rows(queries, 5)[0])
     exact_ms = 1000 * (time.perf_counter() - t) / len(queries)
     del exact
     rows = []
     for setting in args.settings:
-        values = dict(part.split("=") for part in setting.split(","))
-        loaded.set_search_params(nprobe=int(values["nprobe"]), refine_factor=int(values["refine"]),
-                                 rerank_factor=int(values["rerank"]))
+        apply_setting(loaded, setting)
         sampler = MemorySampler()
-        t = time.perf_counter()
-        found = loaded.search_embeddings(queries, 5, distinct=False)
-        batch_ms = 1000 * (time.perf_counter() - t) / len(queries)
-        single = []
-        for query in queries[:50]:
-            t = time.perf_counter()
-            loaded.search_embeddings(query[None], 5, distinct=False)
-            single.append(1000 * (time.perf_counter() - t))
-        recall = np.mean([len({h["name"] for h in hits} & gold) / len(gold)
-                          for hits, gold in zip(found, truth)])
-        rows.append({"setting": setting, "queries": len(queries),
-                     "exact_streamed_ms_per_query": round(exact_ms, 1),
-                     "batch_ms_per_query": round(batch_ms, 2),
-                     "single_query_ms_median": round(float(np.median(single)), 2),
-                     "single_query_ms_p90": round(float(np.percentile(single, 90)), 2),
-                     "recall@5_names": round(float(recall), 4), **sampler.snapshot()})
+        found, timing = latency(loaded, queries, 5, single=50)
+        recall = np.mean([len(hits & gold) / len(gold)
+                          for hits, gold in zip(name_sets(found), truth)])
+        rows.append({"setting": setting, "exact_streamed_ms_per_query": round(exact_ms, 1),
+                     **timing, "recall@5_names": round(float(recall), 4), **sampler.snapshot()})
         logging.getLogger("build_end_to_end").info("%s", rows[-1])
     return rows
 
@@ -152,7 +143,7 @@ def main(argv=None) -> dict:
         loaded = DictionaryIndex.load(Path(scratch, "index"), model=model, mmap=True)
         stages["load_s"] = round(time.perf_counter() - t, 1)
         hits = loaded.search([picked[0]], k=2)[0]
-        stages["search_checks"] = search_checks(loaded, args, DictionaryIndex, load_benchmark)
+        stages["search_checks"] = search_checks(loaded, args)
     stages["faiss_s"] = round(stages["build_s"] - stages.get("encode_s", 0), 1)
     encode_rate = args.distinct / stages.get("encode_s", stages["build_s"])
     result = {"command": "python " + shlex.join(sys.argv), "machine": machine(),

@@ -122,6 +122,24 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
 
 
+def id_columns(size: int):
+    """Names ``"0"``, ``"1"``, ... and ids ``C0, C0, C0, C1, ...`` (3 names a concept), as
+    Arrow string arrays: the dictionary columns of the synthetic vectors."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = pc.cast(pa.array(np.arange(size, dtype=np.int64)), pa.string())
+    ids = pc.binary_join_element_wise("C", pc.cast(pa.array(np.arange(size) // 3), pa.string()), "")
+    return names, ids
+
+
+def apply_setting(index, setting: str) -> None:
+    """``"nprobe=P,refine=F,rerank=R"`` -> ``index.set_search_params(...)``."""
+    values = dict(part.split("=") for part in setting.split(","))
+    index.set_search_params(nprobe=int(values["nprobe"]), refine_factor=int(values["refine"]),
+                            rerank_factor=int(values["rerank"]))
+
+
 def latency(index, queries: np.ndarray, k: int, single: int = 50) -> dict:
     t = time.perf_counter()
     rows, _ = index.search_rows(queries, k)
@@ -165,8 +183,6 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from sapbert_st.linking import DictionaryIndex
 
@@ -191,11 +207,6 @@ def main(argv=None) -> dict:
     x = np.load(path, mmap_mode="r")
     n, dim, k = args.n, args.dim, args.k
     rng = np.random.default_rng(args.seed)
-
-    def id_columns(size):
-        rows = pa.array(np.arange(size, dtype=np.int64))
-        ids = pc.binary_join_element_wise("C", pc.cast(pa.array(np.arange(size) // 3), pa.string()), "")
-        return pc.cast(rows, pa.string()), ids
 
     # 1. exact fp16 in RAM at a scale that fits ------------------------------------
     m = min(n, args.exact_ram_n)

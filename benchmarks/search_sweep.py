@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from large_index import MemorySampler, generate, latency, queries_for, recall_at
+from large_index import (
+    MemorySampler,
+    apply_setting,
+    generate,
+    id_columns,
+    latency,
+    queries_for,
+    recall_at,
+)
 from measure import machine
 
 #: Outside the repository: a trial run never overwrites benchmarks/results/search_sweep.json.
@@ -67,8 +75,6 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from sapbert_st.linking import DictionaryIndex
 
@@ -88,8 +94,7 @@ def main(argv=None) -> dict:
     meta = generate(path, args.n, args.dim, args.seed)
     x = np.load(path, mmap_mode="r")
     n, k = args.n, args.k
-    names = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
-    ids = pc.binary_join_element_wise("C", pc.cast(pa.array(np.arange(n) // 3), pa.string()), "")
+    names, ids = id_columns(n)
     rng = np.random.default_rng(args.seed)
     queries = queries_for(x, rng.choice(n, args.queries, replace=False), args.seed)
     config = {"max_norm": meta["max_norm"]}
@@ -126,10 +131,7 @@ def main(argv=None) -> dict:
     save("build")
     rows = []
     for setting in args.settings:
-        values = dict(part.split("=") for part in setting.split(","))
-        index.set_search_params(nprobe=int(values["nprobe"]),
-                                refine_factor=int(values["refine"]),
-                                rerank_factor=int(values["rerank"]))
+        apply_setting(index, setting)
         sampler.reset()
         found, lat = latency(index, queries, k, single=args.single)
         rows.append({"setting": setting, **lat, **sampler.snapshot(),
