@@ -78,6 +78,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--backend", default="onnx")
     parser.add_argument("--quantize", default="int8", help='"int8" or "none" (float32)')
     parser.add_argument("--nlist", type=int, default=128)
+    parser.add_argument("--train-size", type=int, default=262144,
+                        help="faiss training vectors (search_sweep.py's UMLS-size runs: 262144)")
     parser.add_argument("--settings", nargs="*", default=["nprobe=32,refine=16,rerank=2"],
                         help="nprobe=P,refine=F,rerank=R search settings to measure on the "
                              "loaded index with real mentions (NCBI-disease test), against "
@@ -132,7 +134,8 @@ def main(argv=None) -> dict:
         Path(scratch).mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         index = DictionaryIndex.build(model, names, cuis, index_type="ivf_pq_refine",
-                                      nlist=args.nlist, dtype="float16",
+                                      nlist=args.nlist, train_size=args.train_size,
+                                      dtype="float16",
                                       embeddings_path=Path(scratch, "names.npy"))
         stages["build_s"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()

@@ -34,7 +34,12 @@ BACKENDS = ("torch", "onnx", "openvino")
 QUANTIZATIONS = (None, "int8")
 
 _INSTALL = {"onnx": 'pip install "sapbert-st[onnx]"',
-            "openvino": 'pip install "sentence-transformers[openvino]"'}
+            # Pinning torch keeps a CPU build: optimum-intel's torchvision would pull the
+            # newest torch (a CUDA build on Linux). Not beside sapbert-st[onnx]: optimum-onnx
+            # and optimum-intel need different optimum versions.
+            "openvino": 'pip install "sentence-transformers[openvino]" "torch==<your torch '
+                        'version>" (transformers < 5.6; not in the same environment as '
+                        'sapbert-st[onnx])'}
 
 
 def check_backend(backend, quantize) -> tuple[str, str | None]:

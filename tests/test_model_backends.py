@@ -25,6 +25,16 @@ needs_onnx = pytest.mark.skipif(
     reason="optimum/onnxruntime not installed: sapbert-st[onnx] (optimum-onnx needs "
            "transformers < 4.58, so it is installed only with transformers 4.57)")
 
+# optimum-intel 2.2 (sentence-transformers[openvino]) requires optimum 2.3 and transformers
+# < 5.6: it cannot share an environment with optimum-onnx (optimum 2.1) nor with
+# transformers 5.24, so neither CI environment installs it. Run with it installed beside
+# (benchmarks/README.md, "Encoding backends", says how).
+needs_openvino = pytest.mark.skipif(
+    not __import__("importlib").util.find_spec("openvino")
+    or not __import__("importlib").util.find_spec("optimum.intel"),
+    reason="openvino/optimum-intel not installed (sentence-transformers[openvino]; see "
+           "benchmarks/README.md for installing it beside the CPU torch)")
+
 
 def cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
@@ -51,6 +61,27 @@ def test_onnx_float32_and_int8_match_torch_and_export_once(tiny_bert_copy, monke
     from sapbert_st.backends import export_backend
 
     assert export_backend(tiny_bert_copy, "onnx", "int8") == backend_file_name("onnx", "int8")
+
+
+@needs_openvino
+def test_openvino_matches_torch_and_exports_once(tiny_bert_copy, monkeypatch):
+    torch_embeddings = load_sapbert(tiny_bert_copy, device="cpu").encode(NAMES)
+    model = load_sapbert(tiny_bert_copy, device="cpu", backend="openvino")
+    assert type(model[0].auto_model).__name__ == "OVModelForFeatureExtraction"
+    assert pooling_modes(model) == ["cls"]
+    assert (tiny_bert_copy / backend_file_name("openvino", None)).is_file()
+    # OpenVINO's CPU plugin computes in bfloat16 where the CPU has AMX / AVX-512 BF16.
+    assert cosines(model.encode(NAMES), torch_embeddings).min() > 0.999
+
+    import sentence_transformers.models as st_models
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(st_models, "Transformer", no_export)
+    from sapbert_st.backends import export_backend
+
+    assert export_backend(tiny_bert_copy, "openvino") == backend_file_name("openvino", None)
 
 
 @needs_onnx

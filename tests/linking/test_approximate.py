@@ -172,3 +172,30 @@ def test_search_leaves_ivf_nprobe_alone():
     index = DictionaryIndex.from_embeddings(x, names, ids, index_type="ivf_sq8", nprobe=3)
     index.search_rows(x[:10], 500)
     assert faiss.extract_index_ivf(index.faiss_index).nprobe == 3
+
+
+def test_add_blocks_are_bounded_in_bytes_and_give_the_same_index(monkeypatch):
+    """Issue 21: faiss gets the vectors in blocks of at most ``ADD_BLOCK_BYTES`` (its working
+    copies of a 262,144 x 768 block cost ~2 GB at UMLS size); the blocks change nothing."""
+    import faiss
+
+    from sapbert_st.linking import approximate
+
+    x, names, cuis = dictionary(n=500, dim=16)
+    whole = DictionaryIndex.from_embeddings(x, names, cuis, index_type="ivf_sq8", nlist=4,
+                                            rerank=False)
+    monkeypatch.setattr(approximate, "ADD_BLOCK_BYTES", 64 * 16 * 4)  # 64 rows of 16 floats
+    blocks = []
+    add = faiss.IndexIVFScalarQuantizer.add  # faiss's numpy wrapper, per class
+
+    def spy(self, block, *args):
+        blocks.append(len(block))
+        return add(self, block, *args)
+
+    monkeypatch.setattr(faiss.IndexIVFScalarQuantizer, "add", spy)
+    blocked = DictionaryIndex.from_embeddings(x, names, cuis, index_type="ivf_sq8", nlist=4,
+                                              rerank=False)
+    monkeypatch.undo()
+    assert blocks == [64] * 7 + [52]
+    assert faiss.serialize_index(blocked.faiss_index).tobytes() == \
+        faiss.serialize_index(whole.faiss_index).tobytes()

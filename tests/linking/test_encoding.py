@@ -6,6 +6,8 @@ tokenized the whole string before truncating to ``max_seq_length`` tokens.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,42 @@ def test_progress_bar_without_forward_hooks_still_counts_every_name(tiny_model, 
     encode_texts(tiny_model, [f"name {i}" for i in range(10)], batch_size=3, chunk_size=6,
                  show_progress_bar=True)
     assert bar_updates == [6, 4]
+
+
+def test_memmap_output_keeps_the_distinct_strings_on_disk_and_cleans_up(tiny_model, tmp_path,
+                                                                       monkeypatch):
+    """Issue 21: with a memmapped ``out``, the embeddings of the distinct strings go to a
+    temporary memmap beside it (7.4M x 768 float16 is 11 GB of RAM at UMLS size), removed
+    afterwards, also when encoding fails; the result equals the in-RAM one."""
+    import tempfile
+
+    folder = tmp_path / "index"
+    folder.mkdir()
+    texts = ["b", "a", "b", "c c c", "a"]
+    dim = tiny_model.get_sentence_embedding_dimension()
+    buffers = []
+    mkstemp = tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        handle, path = mkstemp(*args, **kwargs)
+        buffers.append(path)
+        return handle, path
+
+    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    out = np.lib.format.open_memmap(folder / "names.npy", mode="w+", dtype=np.float16,
+                                    shape=(5, dim))
+    encode_texts(tiny_model, texts, batch_size=2, chunk_size=2, out=out)
+    assert [str(Path(p).parent) for p in buffers] == [str(folder)]
+    assert sorted(p.name for p in folder.iterdir()) == ["names.npy"]
+    in_ram = encode_texts(tiny_model, texts, batch_size=2, chunk_size=2,
+                          out=np.empty((5, dim), dtype=np.float16))
+    np.testing.assert_array_equal(np.load(folder / "names.npy"), in_ram)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("encoder failed")
+
+    monkeypatch.setattr(tiny_model, "encode", fail)
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        encode_texts(tiny_model, texts, out=out)
+    assert len(buffers) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["names.npy"]
