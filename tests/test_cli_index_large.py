@@ -69,3 +69,28 @@ def test_index_with_the_onnx_backend(tiny_bert_path, tmp_path, capsys):
     assert (model / "onnx" / "model.onnx").is_file()
     assert len(list((model / "onnx").glob("model_qint8_*.onnx"))) == 1
 
+
+
+def test_index_settings_flags_reach_the_saved_index(tiny_bert_path, tmp_path, capsys):
+    concepts = {f"C{i}": (f"fever {i}", f"cough {i}") for i in range(200)}
+    dictionary = write_dictionary(tmp_path / "dict.txt", concepts)
+    folder = tmp_path / "refine"
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", dictionary,
+                        "--output", folder, "--kind", "ivfpq-refine", "--nlist", 8,
+                        "--train-size", 300, "--nprobe", 3, "--refine-factor", 4,
+                        "--rerank-factor", 5, "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    config = json.loads((folder / "index_config.json").read_text(encoding="utf-8"))["config"]
+    assert config["factory"].startswith("IVF8,")
+    assert (config["train_size"], config["nprobe"], config["refine_factor"],
+            config["rerank_factor"]) == (300, 3, 4, 5)
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_index_settings_flags_need_an_approximate_kind(tiny_bert_path, tmp_path, capsys):
+    code, _, err = run(["index", "--model", tiny_bert_path, "--dictionary", "hpo", "--output",
+                        tmp_path / "i", "--nprobe", "8"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "sapbert-st index: error: --nprobe: applies to --kind ivfpq, ivfpq-refine or auto "
+        "only, got --kind exact"]
