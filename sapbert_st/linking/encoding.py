@@ -318,11 +318,6 @@ def encode_texts(
                     embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
                 embeddings = embeddings.cpu().numpy()
             target[start:start + len(chunk)] = embeddings
-        if pool is not None:
-            model.stop_multi_process_pool(pool)
-            pool = None
-        progress.remove()
-        bar.close()
         if buffer is not None:  # every name gets the row of its string
             for start in range(0, n, chunk_size):
                 out[start:start + chunk_size] = buffer[rows[start:start + chunk_size]]
