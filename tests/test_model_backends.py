@@ -40,6 +40,19 @@ def cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+def assert_exported_once(folder, backend, quantize, monkeypatch):
+    """A second ``export_backend`` finds the saved export and builds no Transformer."""
+    import sentence_transformers.models as st_models
+
+    from sapbert_st.backends import export_backend
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(st_models, "Transformer", no_export)  # export_backend's import
+    assert export_backend(folder, backend, quantize) == backend_file_name(backend, quantize)
+
+
 @needs_onnx
 def test_onnx_float32_and_int8_match_torch_and_export_once(tiny_bert_copy, monkeypatch):
     torch_embeddings = load_sapbert(tiny_bert_copy, device="cpu").encode(NAMES)
@@ -51,16 +64,7 @@ def test_onnx_float32_and_int8_match_torch_and_export_once(tiny_bert_copy, monke
     int8 = load_sapbert(tiny_bert_copy, device="cpu", backend="onnx", quantize="int8")
     assert (tiny_bert_copy / backend_file_name("onnx", "int8")).is_file()
     assert cosines(int8.encode(NAMES), torch_embeddings).min() > 0.99  # measured: 0.999
-
-    import sentence_transformers.models as st_models
-
-    def no_export(*args, **kwargs):
-        raise AssertionError("exported again")
-
-    monkeypatch.setattr(st_models, "Transformer", no_export)  # export_backend's import
-    from sapbert_st.backends import export_backend
-
-    assert export_backend(tiny_bert_copy, "onnx", "int8") == backend_file_name("onnx", "int8")
+    assert_exported_once(tiny_bert_copy, "onnx", "int8", monkeypatch)
 
 
 @needs_openvino
@@ -72,16 +76,7 @@ def test_openvino_matches_torch_and_exports_once(tiny_bert_copy, monkeypatch):
     assert (tiny_bert_copy / backend_file_name("openvino", None)).is_file()
     # OpenVINO's CPU plugin computes in bfloat16 where the CPU has AMX / AVX-512 BF16.
     assert cosines(model.encode(NAMES), torch_embeddings).min() > 0.999
-
-    import sentence_transformers.models as st_models
-
-    def no_export(*args, **kwargs):
-        raise AssertionError("exported again")
-
-    monkeypatch.setattr(st_models, "Transformer", no_export)
-    from sapbert_st.backends import export_backend
-
-    assert export_backend(tiny_bert_copy, "openvino") == backend_file_name("openvino", None)
+    assert_exported_once(tiny_bert_copy, "openvino", None, monkeypatch)
 
 
 @needs_onnx
