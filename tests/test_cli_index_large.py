@@ -92,5 +92,5 @@ def test_index_settings_flags_need_an_approximate_kind(tiny_bert_path, tmp_path,
                         tmp_path / "i", "--nprobe", "8"], capsys)
     assert code == 2
     assert err.strip().splitlines() == [
-        "sapbert-st index: error: --nprobe: applies to --kind ivfpq, ivfpq-refine or auto "
-        "only, got --kind exact"]
+        ("sapbert-st index: error: --nprobe: applies to --kind ivfpq, ivfpq-refine or auto "
+         "only, got --kind exact")]
