@@ -15,8 +15,9 @@ into one JSON):
 3. Reranker: a CrossEncoder initialised from all-MiniLM-L6-v2, trained one pass over the
    train split's distinct (mention, gold) pairs with hard negatives mined by the chosen
    first stage (:func:`mine_reranker_examples`).
-4. On dev: the first stage (dense or hybrid), the reranked window (``top_k``) and the skip
-   margin of the cascade are chosen by acc@1 (ties: the cheaper setting). The reranker's
+4. On dev: the first stage (dense or hybrid), the reranked window (``top_k``), the skip
+   margin of the cascade and the interpolation weight of the first stage's score are
+   chosen by acc@1 (ties: the cheaper setting). The reranker's
    dev scores are computed once for the top 20 and replayed per setting.
 5. On test, once: every row by :class:`LinkerEvaluator` (acc@1, acc@5, strict acc@1,
    coverage), the paired 95% interval of the pipeline against the best other row, and
@@ -36,9 +37,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +57,9 @@ from paired_difference import paired_difference
 logger = logging.getLogger("rerank_pipeline")
 
 TOP_KS = (3, 5, 10)
-MARGINS = (None, 0.01, 0.02, 0.05, 0.1)
+MARGINS = (None, 0.01, 0.05)
+#: first_stage_weight: final = (1 - w) * reranker + w * first stage
+WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 
 
 def parse_args(argv=None):
@@ -81,6 +86,8 @@ def parse_args(argv=None):
     p.add_argument("--finetune-round-steps", type=int, default=40)
     p.add_argument("--finetune-batch-size", type=int, default=128)
     p.add_argument("--finetune-lr", type=float, default=2e-5)
+    p.add_argument("--finetune-patience", type=int, default=1,
+                   help="rounds without a new best dev acc@1 before fine-tuning stops")
     p.add_argument("--askapatient-dir", default=None,
                    help="AskAPatient 10-fold folder (dataset 'askapatient': the reranker is "
                         "trained on each fold's train file; mean over folds)")
@@ -88,7 +95,8 @@ def parse_args(argv=None):
     p.add_argument("--bi-encoder", default=None,
                    help="first-stage model folder (default all-MiniLM-L6-v2, as published)")
     p.add_argument("--cross-encoder", default=None,
-                   help="model the reranker starts from (default all-MiniLM-L6-v2)")
+                   help="model the reranker starts from (default all-MiniLM-L6-v2; "
+                        "'first-stage': the (fine-tuned) first-stage bi-encoder)")
     p.add_argument("--embedding-cache", default=None,
                    help="read-only folder of shard_*.json/.npy embeddings of the base model")
     p.add_argument("--seed", type=int, default=0)
@@ -185,7 +193,7 @@ def finetune(model, splits, index_of, args, budget_s: float):
         logger.info("fine-tune: %d steps, dev acc@1 %.4f", steps, dev["acc@1"])
         if best is None or dev["acc@1"] > best[0]:
             best = (dev["acc@1"], steps, copy.deepcopy(model.state_dict()))
-        elif len(curve) >= 2 and dev["acc@1"] <= curve[-2]["dev_acc@1"]:
+        elif steps - best[1] >= args.finetune_patience * args.finetune_round_steps:
             break  # dev stopped improving
         elapsed = time.perf_counter() - start
         per_round = elapsed / max(1, len(curve) - 1) if len(curve) > 1 else 0
@@ -198,7 +206,7 @@ def finetune(model, splits, index_of, args, budget_s: float):
         steps += args.finetune_round_steps
     model.load_state_dict(best[2])
     return {"pairs": len(pairs), "batch_size": args.finetune_batch_size,
-            "lr": args.finetune_lr, "curve": curve, "best_steps": best[1],
+            "lr": args.finetune_lr, "patience": args.finetune_patience, "curve": curve, "best_steps": best[1],
             "best_dev_acc@1": best[0], "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -368,8 +376,11 @@ def run_splits(name: str, splits: dict, args) -> dict:
                                       num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
                                       max_positives=args.max_positives, seed=args.seed)
     torch.manual_seed(args.seed)
-    cross = load_cross_encoder(args.cross_encoder or get_model_path(),
-                               max_length=args.max_length, device="cpu")
+    start_from = args.cross_encoder or get_model_path()
+    if args.cross_encoder == "first-stage":
+        start_from = Path(tempfile.mkdtemp(prefix="rerank-pipeline-")) / "first-stage"
+        model.save(str(start_from))
+    cross = load_cross_encoder(start_from, max_length=args.max_length, device="cpu")
     start = time.perf_counter()
     metrics = train_reranker(cross, examples, epochs=args.epochs, batch_size=32,
                              learning_rate=args.lr, seed=args.seed)
@@ -380,7 +391,8 @@ def run_splits(name: str, splits: dict, args) -> dict:
         "lr": args.lr, "negatives": args.num_negatives, "positives": args.max_positives,
         "max_length": args.max_length, "first_loss": round(metrics.get("first_loss", 0), 4),
         "last_loss": round(metrics.get("last_loss", 0), 4),
-        "seconds": round(time.perf_counter() - start, 1), "mined_by": "hybrid first stage"}
+        "seconds": round(time.perf_counter() - start, 1), "mined_by": "hybrid first stage",
+        "initialised_from": args.cross_encoder or "all-MiniLM-L6-v2"}
     real = CrossEncoderReranker(cross, top_k=max(TOP_KS), batch_size=64)
 
     # dev: score the top 20 once per first stage, replay every cascade setting
@@ -399,21 +411,22 @@ def run_splits(name: str, splits: dict, args) -> dict:
                                   "seconds": round(time.perf_counter() - start, 1)}
     for hybrid in (False, True):
         by_part = dict(zip(dev_parts, firsts[hybrid]))
-        for top_k in TOP_KS:
-            for margin in MARGINS:
-                rr = CrossEncoderReranker(cached, top_k=top_k, skip_margin=margin)
+        for top_k, margin, weight in itertools.product(TOP_KS, MARGINS, WEIGHTS):
+            rr = CrossEncoderReranker(cached, top_k=top_k, skip_margin=margin,
+                                      first_stage_weight=weight)
 
-                def replay(parts, k, rr=rr, by_part=by_part):
-                    rows_ = [copy.deepcopy(by_part[p]) for p in parts]
-                    return [r[:k] for r in rr.rerank(parts, rows_)]
+            def replay(parts, k, rr=rr, by_part=by_part):
+                rows_ = [copy.deepcopy(by_part[p]) for p in parts]
+                return [r[:k] for r in rr.rerank(parts, rows_)]
 
-                m, _ = evaluate(dev_q, candidates=replay, index=index_of(model, "dev"))
-                rr.rerank(dev_parts, [copy.deepcopy(by_part[p]) for p in dev_parts])
-                grid.append({"first_stage": "hybrid" if hybrid else "dense", "top_k": top_k,
-                             "skip_margin": margin, "dev_acc@1": m["acc@1"],
-                             "dev_acc@5": m["acc@5"],
-                             "reranked_share": round(rr.last_counts["reranked"]
-                                                     / max(1, len(dev_parts)), 3)})
+            m, _ = evaluate(dev_q, candidates=replay, index=index_of(model, "dev"))
+            rr.rerank(dev_parts, [copy.deepcopy(by_part[p]) for p in dev_parts])
+            grid.append({"first_stage": "hybrid" if hybrid else "dense", "top_k": top_k,
+                         "skip_margin": margin, "first_stage_weight": weight,
+                         "dev_acc@1": m["acc@1"],
+                         "dev_acc@5": m["acc@5"],
+                         "reranked_share": round(rr.last_counts["reranked"]
+                                                 / max(1, len(dev_parts)), 3)})
     # best dev acc@1; ties: fewer reranked mentions, then smaller top_k
     chosen = max(grid, key=lambda g: (g["dev_acc@1"], -g["reranked_share"], -g["top_k"]))
     report["dev_grid"], report["chosen"] = grid, chosen
@@ -422,6 +435,7 @@ def run_splits(name: str, splits: dict, args) -> dict:
     # test, once
     hybrid = chosen["first_stage"] == "hybrid"
     real.top_k, real.skip_margin = chosen["top_k"], chosen["skip_margin"]
+    real.first_stage_weight = chosen["first_stage_weight"]
     pipeline = linker("test", hybrid, real, chosen["top_k"])
     start = time.perf_counter()
     rows["pipeline"], hits["pipeline"] = evaluate(test_q, pipeline)
@@ -485,9 +499,9 @@ def markdown_table(payload: dict) -> str:
     extra = {
         "test queries (subset)": lambda r: f"{r['queries']['test']}"
         + (f" of {r['subsets']['test']}-subset" if r["subsets"]["test"] else ""),
-        "dev choice: stage, top_k, skip_margin": lambda r: (
+        "dev choice: stage, top_k, skip_margin, first-stage weight": lambda r: (
             f"{r['chosen']['first_stage']}, {r['chosen']['top_k']}, "
-            f"{r['chosen']['skip_margin']}"),
+            f"{r['chosen']['skip_margin']}, {r['chosen'].get('first_stage_weight', 0.0)}"),
         "pipeline - best other row (paired 95% CI)": lambda r: (
             f"{r['paired_vs_best_other']['diff']:+.2f} [{r['paired_vs_best_other']['ci95'][0]}, "
             f"{r['paired_vs_best_other']['ci95'][1]}] vs {r['paired_vs_best_other']['other']}"),

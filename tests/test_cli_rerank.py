@@ -32,6 +32,7 @@ def trained(tiny_bert_path, tmp_path_factory):
         assert main(["train-reranker", "--index", str(folder / "index"), "--train", str(train),
                      "--output", str(folder / "reranker"), "--epochs", "2", "--lr", "1e-3",
                      "--num-candidates", "6", "--num-negatives", "3", "--skip-margin", "0.5",
+                     "--first-stage-weight", "0.25",
                      "--max-length", "24", "--device", "cpu", "-q"]) == 0
     assert "Saved the reranker (" in out.getvalue()
     return folder
@@ -44,6 +45,7 @@ def test_train_reranker_writes_a_plain_cross_encoder(trained):
 
     config = json.loads((trained / "reranker" / "reranker_config.json").read_text("utf-8"))
     assert config["top_k"] == 6 and config["skip_margin"] == 0.5
+    assert config["first_stage_weight"] == 0.25
     assert config["use_context"] is False
     plain = CrossEncoder(str(trained / "reranker"), device="cpu")
     pairs = [("fits", "seizure"), ("fits", "fever")]
@@ -111,6 +113,8 @@ def test_train_reranker_from_a_benchmark(tiny_bert_path, data_dir, tmp_path, cap
      ["bad.tsv:2:", "mention<TAB>concept id", "only a mention"]),
     (["train-reranker", "--train", "{tmp}/bad.tsv", "--output", "{tmp}/out",
       "--num-negatives", "0"], ["--num-negatives", "got 0"]),
+    (["train-reranker", "--train", "{tmp}/bad.tsv", "--output", "{tmp}/out",
+      "--first-stage-weight", "1.5"], ["--first-stage-weight", "in [0, 1]", "got 1.5"]),
     (["evaluate", "--reranker", "{tmp}/none", "--benchmark", "ncbi-disease"], ["--reranker"]),
 ])
 def test_pipeline_option_errors(argv, words, trained, data_dir, tmp_path, capsys):

@@ -5,7 +5,9 @@ the cross-encoder reads the mention and each candidate name together (optionally
 mention's context) and scores the pair. Only the top ``top_k`` first-stage candidates are
 reranked, and a mention whose first stage is unambiguous (best score ahead of the second
 by at least ``skip_margin``) is not reranked at all: the cascade that keeps linking fast
-on a CPU. Train one with :func:`sapbert_st.linking.rerank_training.train_reranker`.
+on a CPU. With ``first_stage_weight`` w > 0 the final score interpolates both stages,
+``(1 - w) * rerank + w * first_stage``, so a reranker trained on a few thousand mentions
+corrects the first stage instead of replacing it (w chosen on a dev split). Train one with :func:`sapbert_st.linking.rerank_training.train_reranker`.
 
 The saved folder is a plain ``CrossEncoder`` folder (``CrossEncoder(path)`` loads it
 without sapbert-st) plus ``reranker_config.json`` with the cascade settings.
@@ -64,9 +66,12 @@ class CrossEncoderReranker:
         use_context: Whether the model was trained with the mention's context (then pass
             ``contexts`` to :meth:`rerank`; a mention without one is scored alone).
         batch_size: Pairs per cross-encoder batch.
+        first_stage_weight: w in ``(1 - w) * rerank + w * first_stage`` (0: the reranker's
+            score alone; 1: the first stage's order, the reranker unused).
 
     Scores: a reranked candidate's ``score`` is the cross-encoder's probability
-    (``stage_scores["rerank"]``); candidates past ``top_k`` get the lowest reranked score
+    (``stage_scores["rerank"]``), interpolated with its first-stage score when
+    ``first_stage_weight`` > 0; candidates past ``top_k`` get the lowest reranked score
     of their mention, so the order stays the final order; a skipped mention keeps its
     first-stage scores (its candidates have no ``"rerank"`` stage score).
 
@@ -81,7 +86,7 @@ class CrossEncoderReranker:
 
     def __init__(self, model: CrossEncoder | str | os.PathLike, *, top_k: int = 20,
                  skip_margin: float | None = None, use_context: bool = False,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, first_stage_weight: float = 0.0) -> None:
         if isinstance(model, (str, os.PathLike)):
             from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -96,12 +101,14 @@ class CrossEncoderReranker:
             raise TypeError(f"use_context: expected True or False, got {use_context!r}")
         self.use_context = use_context
         self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.first_stage_weight = _check_weight(first_stage_weight)
         #: How many mentions the last :meth:`rerank` call reranked and skipped.
         self.last_counts = {"reranked": 0, "skipped": 0, "pairs": 0}
 
     def __repr__(self) -> str:
         return (f"CrossEncoderReranker(top_k={self.top_k}, skip_margin={self.skip_margin}, "
-                f"use_context={self.use_context})")
+                f"use_context={self.use_context}, "
+                f"first_stage_weight={self.first_stage_weight})")
 
     def skips(self, row: Sequence[Any]) -> bool:
         """Whether the cascade leaves this candidate list as the first stage ranked it."""
@@ -151,9 +158,10 @@ class CrossEncoderReranker:
         results = [list(row) for row in candidates]
         for i, start, count in spans:
             window, tail = results[i][:count], results[i][count:]
+            w = self.first_stage_weight
             for candidate, score in zip(window, scores[start:start + count]):
                 candidate.stage_scores["rerank"] = score
-                candidate.score = score
+                candidate.score = (1 - w) * score + w * candidate.score if w else score
             order = sorted(range(count), key=lambda j: -window[j].score)  # stable: ties keep
             window = [window[j] for j in order]                           # first-stage order
             floor = window[-1].score
@@ -169,7 +177,7 @@ class CrossEncoderReranker:
     def config(self) -> dict[str, Any]:
         return {"format": RERANKER_FORMAT, "top_k": self.top_k,
                 "skip_margin": self.skip_margin, "use_context": self.use_context,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "first_stage_weight": self.first_stage_weight}
 
     def save(self, folder: str | os.PathLike) -> None:
         """Write the cross-encoder (loadable by plain ``CrossEncoder(folder)``) and
@@ -203,7 +211,8 @@ class CrossEncoderReranker:
                 raise ValueError(f"{path}: expected a JSON object with format "
                                  f"{RERANKER_FORMAT}, got {config!r:.200}")
         settings = {key: config[key] for key in ("top_k", "skip_margin", "use_context",
-                                                 "batch_size") if key in config}
+                                                 "batch_size", "first_stage_weight")
+                    if key in config}
         settings.update(overrides)
         return cls(CrossEncoder(str(folder), device=device), **settings)
 
@@ -215,3 +224,10 @@ def _check_margin(margin: float | None) -> float | None:
             margin) or margin < 0:
         raise ValueError(f"skip_margin: expected a number >= 0 or None, got {margin!r}")
     return float(margin)
+
+
+def _check_weight(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+            0 <= weight <= 1):
+        raise ValueError(f"first_stage_weight: expected a number in [0, 1], got {weight!r}")
+    return float(weight)

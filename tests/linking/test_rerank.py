@@ -53,6 +53,23 @@ def test_rerank_reorders_window_and_keeps_tail_below():
     assert model.calls == [[("mi", "mitral"), ("mi", "infarct")]]
 
 
+def test_first_stage_weight_interpolates_the_two_stages():
+    model = ScriptedCrossEncoder({("mi", "infarct"): 0.6, ("mi", "mitral"): 0.5})
+    row = _row(("C2", "mitral", 0.9), ("C1", "infarct", 0.5))
+    # w = 0.25: mitral 0.75 * 0.5 + 0.25 * 0.9 = 0.6; infarct 0.75 * 0.6 + 0.25 * 0.5 = 0.575
+    out = CrossEncoderReranker(model, first_stage_weight=0.25).rerank(["mi"], [row])[0]
+    assert [c.concept_id for c in out] == ["C2", "C1"]
+    assert [c.score for c in out] == pytest.approx([0.6, 0.575])
+    assert out[1].stage_scores == pytest.approx({"dense": 0.5, "rerank": 0.6})
+    # w = 0: the reranker alone flips them
+    row = _row(("C2", "mitral", 0.9), ("C1", "infarct", 0.5))
+    out = CrossEncoderReranker(model).rerank(["mi"], [row])[0]
+    assert [c.concept_id for c in out] == ["C1", "C2"]
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="first_stage_weight: expected a number in"):
+            CrossEncoderReranker(model, first_stage_weight=bad)
+
+
 def test_skip_margin_and_context():
     model = ScriptedCrossEncoder({("flu ; fever and cough", "influenza"): 0.9})
     reranker = CrossEncoderReranker(model, skip_margin=0.5, use_context=True)
@@ -146,7 +163,8 @@ def test_save_load_round_trip_and_plain_cross_encoder(toy, tiny_bert_path, tmp_p
     torch.manual_seed(0)
     reranker = CrossEncoderReranker(load_cross_encoder(tiny_bert_path, max_length=16,
                                                        device="cpu"),
-                                    top_k=5, skip_margin=0.25, use_context=True, batch_size=8)
+                                    top_k=5, skip_margin=0.25, use_context=True, batch_size=8,
+                                    first_stage_weight=0.3)
     reranker.save(tmp_path / "reranker")
     loaded = CrossEncoderReranker.load(tmp_path / "reranker", device="cpu")
     assert loaded.config() == reranker.config()

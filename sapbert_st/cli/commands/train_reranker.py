@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
             composite '|'-joined), no header.
 
             --output is a plain CrossEncoder folder (CrossEncoder(path) loads it) with the
-            cascade settings (--num-candidates, --skip-margin) in reranker_config.json; use
+            cascade settings (--num-candidates, --skip-margin, --first-stage-weight) in reranker_config.json; use
             it with `sapbert-st link/evaluate --reranker`."""),
         epilog=dedent("""
             examples:
@@ -83,6 +83,9 @@ def add_parser(sub) -> None:
     p.add_argument("--skip-margin", type=float, default=None,
                    help="saved cascade setting: leave a mention as the first stage ranked it "
                         "when its best score leads the second by this much")
+    p.add_argument("--first-stage-weight", type=float, default=0.0,
+                   help="saved setting: final score = (1 - w) * reranker + w * first stage "
+                        "(default 0: the reranker alone; choose w on a dev split)")
     p.add_argument("--max-length", type=int, default=64,
                    help="token limit of a (mention, name) pair")
     p.add_argument("--limit", type=int, default=None,
@@ -144,6 +147,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr: expected a positive learning rate, got {args.lr}")
     if args.skip_margin is not None and not args.skip_margin >= 0:
         raise UsageError(f"--skip-margin: expected a number >= 0, got {args.skip_margin}")
+    if not 0 <= args.first_stage_weight <= 1:
+        raise UsageError(f"--first-stage-weight: expected a number in [0, 1], got "
+                         f"{args.first_stage_weight}")
 
 
 def cmd_train_reranker(args: argparse.Namespace) -> int:
@@ -221,7 +227,8 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size or 32, seed=args.seed,
                                  show_progress_bar=not args.quiet)
     logger.info("Reranker training: %s", metrics)
-    reranker = CrossEncoderReranker(cross, top_k=num_candidates, skip_margin=args.skip_margin)
+    reranker = CrossEncoderReranker(cross, top_k=num_candidates, skip_margin=args.skip_margin,
+                                    first_stage_weight=args.first_stage_weight)
     with staged_folder(output, "--output", args.overwrite, protected,
                        hint=OVERWRITE_HINT) as staged:
         reranker.save(staged)
