@@ -59,7 +59,7 @@ logger = logging.getLogger("rerank_pipeline")
 TOP_KS = (3, 5, 10)
 MARGINS = (None, 0.01, 0.05)
 #: first_stage_weight: final = (1 - w) * reranker + w * first stage
-WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
 def parse_args(argv=None):
