@@ -7,7 +7,8 @@ reranked, and a mention whose first stage is unambiguous (best score ahead of th
 by at least ``skip_margin``) is not reranked at all: the cascade that keeps linking fast
 on a CPU. With ``first_stage_weight`` w > 0 the final score interpolates both stages,
 ``(1 - w) * rerank + w * first_stage``, so a reranker trained on a few thousand mentions
-corrects the first stage instead of replacing it (w chosen on a dev split). Train one with :func:`sapbert_st.linking.rerank_training.train_reranker`.
+corrects the first stage instead of replacing it (w chosen on a dev split). Train one with
+:func:`sapbert_st.linking.rerank_training.train_reranker`.
 
 The saved folder is a plain ``CrossEncoder`` folder (``CrossEncoder(path)`` loads it
 without sapbert-st) plus ``reranker_config.json`` with the cascade settings.

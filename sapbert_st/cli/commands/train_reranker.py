@@ -49,8 +49,8 @@ def add_parser(sub) -> None:
             composite '|'-joined), no header.
 
             --output is a plain CrossEncoder folder (CrossEncoder(path) loads it) with the
-            cascade settings (--num-candidates, --skip-margin, --first-stage-weight) in reranker_config.json; use
-            it with `sapbert-st link/evaluate --reranker`."""),
+            cascade settings (--num-candidates, --skip-margin, --first-stage-weight) in
+            reranker_config.json; use it with `sapbert-st link/evaluate --reranker`."""),
         epilog=dedent("""
             examples:
               sapbert-st train-reranker --index ncbi-index --benchmark ncbi-disease \\
