@@ -206,7 +206,8 @@ def finetune(model, splits, index_of, args, budget_s: float):
         steps += args.finetune_round_steps
     model.load_state_dict(best[2])
     return {"pairs": len(pairs), "batch_size": args.finetune_batch_size,
-            "lr": args.finetune_lr, "patience": args.finetune_patience, "curve": curve, "best_steps": best[1],
+            "lr": args.finetune_lr, "patience": args.finetune_patience, "curve": curve,
+            "best_steps": best[1],
             "best_dev_acc@1": best[0], "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -376,11 +377,13 @@ def run_splits(name: str, splits: dict, args) -> dict:
                                       num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
                                       max_positives=args.max_positives, seed=args.seed)
     torch.manual_seed(args.seed)
-    start_from = args.cross_encoder or get_model_path()
-    if args.cross_encoder == "first-stage":
-        start_from = Path(tempfile.mkdtemp(prefix="rerank-pipeline-")) / "first-stage"
-        model.save(str(start_from))
-    cross = load_cross_encoder(start_from, max_length=args.max_length, device="cpu")
+    if args.cross_encoder == "first-stage":  # the weights are read into memory at load
+        with tempfile.TemporaryDirectory(prefix="rerank-pipeline-") as scratch:
+            model.save(scratch)
+            cross = load_cross_encoder(scratch, max_length=args.max_length, device="cpu")
+    else:
+        cross = load_cross_encoder(args.cross_encoder or get_model_path(),
+                                   max_length=args.max_length, device="cpu")
     start = time.perf_counter()
     metrics = train_reranker(cross, examples, epochs=args.epochs, batch_size=32,
                              learning_rate=args.lr, seed=args.seed)
@@ -419,8 +422,8 @@ def run_splits(name: str, splits: dict, args) -> dict:
                 rows_ = [copy.deepcopy(by_part[p]) for p in parts]
                 return [r[:k] for r in rr.rerank(parts, rows_)]
 
+            # the evaluator reranks every distinct dev part in one call: last_counts counts them
             m, _ = evaluate(dev_q, candidates=replay, index=index_of(model, "dev"))
-            rr.rerank(dev_parts, [copy.deepcopy(by_part[p]) for p in dev_parts])
             grid.append({"first_stage": "hybrid" if hybrid else "dense", "top_k": top_k,
                          "skip_margin": margin, "first_stage_weight": weight,
                          "dev_acc@1": m["acc@1"],

@@ -157,9 +157,9 @@ class CrossEncoderReranker:
             pairs.extend((text, c.name) for c in window)
         scores = self.score_pairs(pairs, show_progress_bar=show_progress_bar)
         results = [list(row) for row in candidates]
+        w = self.first_stage_weight
         for i, start, count in spans:
             window, tail = results[i][:count], results[i][count:]
-            w = self.first_stage_weight
             for candidate, score in zip(window, scores[start:start + count]):
                 candidate.stage_scores["rerank"] = score
                 candidate.score = (1 - w) * score + w * candidate.score if w else score
