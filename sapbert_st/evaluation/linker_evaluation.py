@@ -26,13 +26,18 @@ STAGES = ("link", "candidates")
 class _CandidateTable:
     """What :meth:`EntityLinkingEvaluator.compute_metrics` uses of a DictionaryIndex
     (``encode_mentions``, ``search_rows``, ``id_list``, ``names``), answered from a
-    candidate function's lists: each distinct (concept id, name) it returns is one row."""
+    candidate function's lists: each distinct (concept id, name) it returns is one row.
+
+    With ``with_contexts`` the "mentions" are ``(part, context)`` occurrences and the
+    function is called as ``candidates(parts, k, contexts)``."""
 
     model = None
     similarity = None
 
-    def __init__(self, candidates: Callable[[list[str], int], list[list[Any]]]) -> None:
+    def __init__(self, candidates: Callable[..., list[list[Any]]],
+                 with_contexts: bool = False) -> None:
         self.candidates = candidates
+        self.with_contexts = with_contexts
         self.ids: list[str] = []
         self.name_list: list[str] = []
         self.row_of: dict[tuple[str, str], int] = {}
@@ -43,8 +48,12 @@ class _CandidateTable:
     def encode_mentions(self, mentions: Sequence[str], **_: Any) -> list[str]:
         return list(mentions)
 
-    def search_rows(self, parts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        results = self.candidates(parts, k)
+    def search_rows(self, parts: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.with_contexts:
+            results = self.candidates([part for part, _ in parts], k,
+                                      [context for _, context in parts])
+        else:
+            results = self.candidates(parts, k)
         if len(results) != len(parts):
             raise ValueError(f"candidates: returned {len(results)} lists for {len(parts)} "
                              f"mentions; expected one list per mention")
@@ -119,6 +128,13 @@ class LinkerEvaluator(EntityLinkingEvaluator):
     * ``coverage``: the share of queries with at least one gold id in the dictionary at all
       (``|``-split ids): the ceiling of every acc@k under this protocol.
 
+    **Contexts**: by default each distinct mention string is linked once (as the published
+    protocol does; a deterministic linker gives every occurrence the same answer). With
+    ``contexts`` (one per query: the sentence around it, or None) each (part, context)
+    occurrence is linked on its own and a reranker trained with context
+    (``use_context=True``) reads it: ``Linker.link(parts, k, contexts=...)``, or
+    ``candidates(parts, k, contexts)`` for a function.
+
     Args:
         mentions: Query mentions, or a Dataset with ``mention`` and ``gold``/``cuis``.
         gold: One gold id string per mention (not with a Dataset).
@@ -127,6 +143,8 @@ class LinkerEvaluator(EntityLinkingEvaluator):
             or ``"candidates"`` (:meth:`Linker.candidates`, the first stage only).
         candidates: Instead of ``linker``: any ``candidates(mentions, k)`` function, with
             ``dictionary_names`` / ``dictionary_cuis`` the dictionary it links to.
+        contexts: Per query, its context (str) or None; e.g. ``queries["context"]`` of a
+            loader called with ``with_context=True``. Composite parts share their query's.
         accuracy_at_k, name, write_csv, save_predictions, batch_size, show_progress_bar:
             As in :class:`EntityLinkingEvaluator`.
 
@@ -151,7 +169,8 @@ class LinkerEvaluator(EntityLinkingEvaluator):
         linker: Linker | None = None,
         *,
         stage: str = "link",
-        candidates: Callable[[list[str], int], list[list[Any]]] | None = None,
+        candidates: Callable[..., list[list[Any]]] | None = None,
+        contexts: Sequence[str | None] | None = None,
         dictionary_names=None,
         dictionary_cuis: Sequence[str] | None = None,
         accuracy_at_k: Sequence[int] = (1, 5),
@@ -185,6 +204,10 @@ class LinkerEvaluator(EntityLinkingEvaluator):
         self.linker = linker
         self.stage = stage
         self.candidates = candidates
+        self.contexts = _check_contexts(contexts, len(self.mentions))
+        if self.contexts is not None:  # one key per occurrence: (part, its query's context)
+            self._parts = [[(part, context) for part in parts]
+                           for parts, context in zip(self._parts, self.contexts)]
         self.strict_queries = sum(
             1 for parts, gold_set in zip(self._parts, self._gold_sets)
             if len(parts) == 1 and len(gold_set) == 1)
@@ -206,23 +229,27 @@ class LinkerEvaluator(EntityLinkingEvaluator):
                    dictionary_cuis=index.ids, **kwargs)
 
     def _linker_function(self, linker: Linker, stage: str):
-        def link(parts: list[str], k: int):
-            if stage == "candidates":
+        def link(parts: list[str], k: int, contexts: list[str | None] | None = None):
+            if stage == "candidates":  # the first stage does not read contexts
                 return linker.candidates(parts, k, batch_size=self.batch_size,
                                          show_progress_bar=self.show_progress_bar)
-            return linker.link(parts, k, batch_size=self.batch_size,
+            return linker.link(parts, k, contexts=contexts, batch_size=self.batch_size,
                                show_progress_bar=self.show_progress_bar)
         return link
 
     def compute_metrics(self, model: SentenceTransformer | None = None) -> dict[str, float]:
         """acc@k by :meth:`EntityLinkingEvaluator.compute_metrics` over the candidates, then
         ``strict_acc@1`` and ``coverage`` (``model`` is not used)."""
-        table = _CandidateTable(self.candidates)
+        table = _CandidateTable(self.candidates, with_contexts=self.contexts is not None)
         index, self.index = self.index, table
         try:
             metrics = super().compute_metrics(None)
         finally:
             self.index = index
+        if self.contexts is not None and self.predictions is not None:
+            for query in self.predictions:
+                for entry in query["mentions"]:
+                    entry["mention"], entry["context"] = entry["mention"]
         self.similarity_used = None
         metrics["strict_acc@1"] = self._strict_accuracy(table)
         metrics["coverage"] = self._coverage()
@@ -271,4 +298,22 @@ class LinkerEvaluator(EntityLinkingEvaluator):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {**super().get_config_dict(), "stage": self.stage,
+                "contexts": self.contexts is not None,
                 "linker": repr(self.linker) if self.linker is not None else None}
+
+
+def _check_contexts(contexts, count: int) -> list[str | None] | None:
+    """The contexts as a list (one str or None per query), or None."""
+    if contexts is None:
+        return None
+    if isinstance(contexts, str):
+        raise TypeError("contexts: expected one context per query (a list), got one string")
+    contexts = _as_list(contexts)
+    if len(contexts) != count:
+        raise ValueError(f"contexts: {len(contexts)} contexts for {count} queries; expected "
+                         f"one per query (None where there is none)")
+    for i, context in enumerate(contexts):
+        if context is not None and not isinstance(context, str):
+            raise TypeError(f"contexts[{i}]: expected a str or None, got "
+                            f"{type(context).__name__} {context!r:.100}")
+    return contexts

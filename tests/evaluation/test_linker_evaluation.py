@@ -126,3 +126,88 @@ def test_bad_arguments(index):
                             dictionary_names=NAMES, dictionary_cuis=CUIS)
     with pytest.raises(ValueError, match="one list per mention"):
         short.compute_metrics()
+
+
+# "cold" means the common cold (C1) in one sentence and low temperature (C2) in another
+COLD_MENTIONS = ["cold", "cold", "cold|fever", "cold"]
+COLD_GOLD = ["C1", "C2", "C1|C3", "C1"]
+COLD_CONTEXTS = ["caught a cold and a cough", "cold weather", "a cold with fever",
+                 "caught a cold and a cough"]
+
+
+def test_contexts_link_each_occurrence_on_its_own(tmp_path):
+    calls = []
+
+    def by_context(parts, k, contexts=None):
+        calls.append((list(parts), contexts))
+        rows = []
+        for part, context in zip(parts, contexts or [None] * len(parts)):
+            common = [("C1", "common cold", 0.9), ("C2", "low temperature", 0.8)]
+            if part == "fever":
+                common = [("C3", "fever", 0.9)]
+            elif context is not None and "weather" in context:
+                common = common[::-1]
+            rows.append([LinkCandidate(c, n, s) for c, n, s in common[:k]])
+        return rows
+
+    plain = LinkerEvaluator(COLD_MENTIONS, COLD_GOLD, candidates=by_context,
+                            dictionary_names=["common cold", "low temperature", "fever"],
+                            dictionary_cuis=["C1", "C2", "C3"], accuracy_at_k=(1, 2))
+    assert plain.compute_metrics()["acc@1"] == pytest.approx(3 / 4)  # "cold" once: C1
+    assert calls[-1] == (["cold", "fever"], None)
+    evaluator = LinkerEvaluator(COLD_MENTIONS, COLD_GOLD, candidates=by_context,
+                                contexts=COLD_CONTEXTS, save_predictions=True, name="cold",
+                                dictionary_names=["common cold", "low temperature", "fever"],
+                                dictionary_cuis=["C1", "C2", "C3"], accuracy_at_k=(1, 2))
+    metrics = evaluator(None, output_path=str(tmp_path))
+    assert metrics["cold_acc@1"] == 1.0
+    assert evaluator.ranks.tolist() == [1, 1, 1, 1]
+    # distinct (part, context) occurrences, each once; parts of a composite share its context
+    assert calls[-1] == (["cold", "cold", "cold", "fever"],
+                         [COLD_CONTEXTS[0], "cold weather", "a cold with fever",
+                          "a cold with fever"])
+    second = evaluator.predictions[1]["mentions"][0]
+    assert (second["mention"], second["context"]) == ("cold", "cold weather")
+    assert second["candidates"][0]["labelcui"] == "C2"
+    assert evaluator.get_config_dict()["contexts"] is True
+
+
+def test_contexts_reach_a_context_reranker_through_the_linker(index):
+    from sapbert_st.linking import CrossEncoderReranker
+
+    # the reranker prefers the flu's names (C3) when the text speaks of a virus, else the
+    # broken bone's (C4)
+    class ByContext:
+        def predict(self, pairs, **_):
+            wanted = lambda text: {"flu", "influenza"} if "virus" in text else {
+                "broken bone", "fracture"}
+            return np.array([0.9 if name in wanted(text) else 0.1 for text, name in pairs],
+                            dtype=np.float32)
+
+        def save(self, path):
+            raise NotImplementedError
+
+    reranker = CrossEncoderReranker(ByContext(), top_k=5, use_context=True)
+    linker = Linker(index, reranker=reranker)
+    gold, contexts = ["C3", "C4"], ["a virus season", "a fall on the ice"]
+    evaluator = LinkerEvaluator(["flu", "flu"], gold, linker, contexts=contexts,
+                                save_predictions=True)
+    assert evaluator.compute_metrics()["acc@1"] == 1.0
+    top = [query["mentions"][0]["candidates"][0]["labelcui"]
+           for query in evaluator.predictions]
+    assert top == ["C3", "C4"]
+    assert reranker.last_counts["reranked"] == 2  # one per occurrence
+    # without contexts "flu" is linked once, read alone
+    assert LinkerEvaluator(["flu", "flu"], gold, linker).compute_metrics()["acc@1"] == 0.5
+    assert reranker.last_counts["reranked"] == 1
+
+
+def test_bad_contexts():
+    common = {"candidates": fake_candidates, "dictionary_names": NAMES,
+              "dictionary_cuis": CUIS}
+    with pytest.raises(ValueError, match="contexts: 2 contexts for 6 queries"):
+        LinkerEvaluator(MENTIONS, GOLD, contexts=["a", "b"], **common)
+    with pytest.raises(TypeError, match="one string"):
+        LinkerEvaluator(MENTIONS, GOLD, contexts="a sentence", **common)
+    with pytest.raises(TypeError, match=r"contexts\[1\]: expected a str or None"):
+        LinkerEvaluator(MENTIONS, GOLD, contexts=["a", 3, None, None, None, None], **common)
