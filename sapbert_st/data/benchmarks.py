@@ -70,16 +70,37 @@ class LinkingBenchmark:
 
 
 _OPTIONS = {
-    "ncbi-disease": {"filter_composite", "filter_duplicate"},
-    "bc5cdr-disease": {"filter_composite", "filter_duplicate"},
+    "ncbi-disease": {"filter_composite", "filter_duplicate", "with_context"},
+    "bc5cdr-disease": {"filter_composite", "filter_duplicate", "with_context"},
     "bc5cdr-chemical": {"filter_composite", "filter_duplicate"},
     "medmentions": {"filter_duplicate"},
     "askapatient": {"fold", "encodings"},
 }
-_COMETA_OPTIONS = {"filter_duplicate", "fallback_levels"}
+_COMETA_OPTIONS = {"filter_duplicate", "fallback_levels", "with_context"}
 _XL_BEL_OPTIONS = {"version"}
 
 _Loaded = tuple[Dataset, "Dataset | None", str]  # queries, dictionary, dictionary_note
+
+#: The raw PubTator files (under ``data_dir``) whose sentences are the contexts of the
+#: BioSyn processed queries (``with_context=True``), by benchmark and split.
+RAW_DOCUMENTS = {
+    "ncbi-disease": {
+        "train": ("ncbi-disease/raw/NCBItrainset_corpus.txt",),
+        "dev": ("ncbi-disease/raw/NCBIdevelopset_corpus.txt",),
+        "test": ("ncbi-disease/raw/NCBItestset_corpus.txt",),
+        "traindev": ("ncbi-disease/raw/NCBItrainset_corpus.txt",
+                     "ncbi-disease/raw/NCBIdevelopset_corpus.txt"),
+    },
+    "bc5cdr-disease": {
+        "train": ("bc5cdr-raw/CDR_TrainingSet.PubTator.txt.gz",),
+        "dev": ("bc5cdr-raw/CDR_DevelopmentSet.PubTator.txt.gz",),
+        "test": ("bc5cdr-raw/CDR_TestSet.PubTator.txt.gz",),
+        "traindev": ("bc5cdr-raw/CDR_TrainingSet.PubTator.txt.gz",
+                     "bc5cdr-raw/CDR_DevelopmentSet.PubTator.txt.gz"),
+    },
+}
+CONTEXT_NOTE = ("benchmarks with contexts: ncbi-disease and bc5cdr-disease (the sentence of the "
+                "raw PubTator document), cometa-* (the Example column)")
 
 MESH_DICTIONARY = "synonym_sources/mesh_descriptors_2020_id_label_synonyms.tsv.gz"
 MESH_NOTE = ("MeSH 2020 descriptors (approximate; not the CTD chemical dictionary: "
@@ -120,6 +141,19 @@ def _biosyn(name: str, root: Path, split: str, dictionary_path, options, lowerca
 
     folder = root / name
     processed = folder / f"processed_{split}"
+    if options.pop("with_context", False):
+        if not processed.is_dir():  # data.json has no offsets: nothing to find a sentence with
+            raise FileNotFoundError(f"{processed}: not found; with_context=True needs the BioSyn "
+                                    f"processed layout (its offsets index the raw documents)")
+        if split not in RAW_DOCUMENTS[name]:
+            raise ValueError(f"split: no raw documents known for {name} split {split!r}; "
+                             f"with_context=True supports {', '.join(RAW_DOCUMENTS[name])}")
+        raw = [root / p for p in RAW_DOCUMENTS[name][split]]
+        for path in raw:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: raw PubTator file not found; with_context=True "
+                                        f"reads the contexts of {name} {split} from it")
+        options["documents"] = raw
     if processed.is_dir():
         queries = load_biosyn_split(processed, lowercase=lowercase, **options)
     elif (folder / "data.json").is_file():
@@ -241,7 +275,12 @@ def load_benchmark(
         options: Per benchmark: ``filter_composite`` / ``filter_duplicate`` (both off
             in SapBERT's evaluation), ``fold`` (AskAPatient, 0-9; default 0),
             ``encodings`` (AskAPatient), ``fallback_levels`` (COMETA fallback dictionary),
-            ``version`` (XL-BEL: ``"v0.0"``, the paper's, or ``"v1.0"`` with contexts).
+            ``version`` (XL-BEL: ``"v0.0"``, the paper's, or ``"v1.0"`` with contexts),
+            ``with_context`` (default ``False``; ``True`` adds a ``context`` column, the
+            text around each mention for a cross-encoder, case kept: NCBI-disease and
+            BC5CDR-disease the sentence of the raw PubTator document of the split,
+            ``ncbi-disease/raw/`` and ``bc5cdr-raw/``, holding the mention's offsets;
+            COMETA the row's ``Example``. Other benchmarks raise ``ValueError``).
 
     Example:
         ::
@@ -259,6 +298,17 @@ def load_benchmark(
     check_lowercase(lowercase)
     allowed = (_COMETA_OPTIONS if name.startswith("cometa-") else _XL_BEL_OPTIONS if xl_bel
                else _OPTIONS[name])
+    if "with_context" in options:
+        if not isinstance(options["with_context"], bool):
+            raise TypeError(f"with_context: expected True or False, got "
+                            f"{options['with_context']!r}")
+        if "with_context" not in allowed:
+            if options["with_context"]:
+                extra = (" (XL-BEL version='v1.0' queries carry a 'context' column already)"
+                         if xl_bel else "")
+                raise ValueError(f"load_benchmark({name!r}): with_context=True, but {name} has "
+                                 f"no mention contexts here{extra}; {CONTEXT_NOTE}")
+            options = {k: v for k, v in options.items() if k != "with_context"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"load_benchmark({name!r}): unknown option(s) {', '.join(unknown)}; "

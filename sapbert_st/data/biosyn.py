@@ -23,6 +23,12 @@ What the published evaluation does, and what these loaders do
   ``mention`` keeps the ``|``-joined parts; the evaluator splits it on ``|``/``+``,
   retrieves each part and counts a hit only when every part hits one of the gold ids;
 * duplicate (mention, CUI) queries are **kept** (``--filter_duplicate`` is off);
+* with ``documents`` (the raw PubTator corpus), each query also gets ``context``: the
+  sentence of its document holding its ``start|end`` offsets
+  (:mod:`~sapbert_st.data.contexts`), for a cross-encoder reranker. The processed
+  offsets index the raw text, but the processed mention is lowercased, without
+  punctuation and with abbreviations expanded, so it often differs from the raw span
+  (``A-T`` -> ``ataxia telangiectasia``);
 * dictionary names are lowercased, ``CUI-less`` entries skipped, and nothing is
   deduplicated: the same name under different CUIs stays, once per CUI. The ``cui``
   stays raw (``C567755|613097``); a candidate matches when any of its ids is gold.
@@ -44,6 +50,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from sapbert_st.data.contexts import Documents, load_documents, mention_sentence, sentence_starts
 from sapbert_st.data.normalization import normalize_name
 from sapbert_st.data.queries import (
     QueryCollector,
@@ -74,6 +81,7 @@ def load_biosyn_split(
     filter_composite: bool = False,
     filter_duplicate: bool = False,
     lowercase: bool = True,
+    documents: Documents | None = None,
 ) -> Dataset:
     """Load one ``processed_<split>`` folder of ``*.concept`` files.
 
@@ -87,9 +95,16 @@ def load_biosyn_split(
         filter_duplicate: Keep each (mention, CUI) pair once (``--filter_duplicate``;
             off in the published evaluation).
         lowercase: Lowercase mentions (on in the published evaluation).
+        documents: The raw corpus, to add a ``context`` column: a PubTator file, a list
+            of them (``traindev``: the train and dev files) or a mapping ``doc_id ->
+            PubTatorDocument``. Each query's context is the sentence of its document
+            that holds its offsets (:func:`~sapbert_st.data.contexts.mention_sentence`),
+            case kept. A ``doc_id`` not among the documents, or offsets outside its
+            text, is a :class:`DataFormatError` naming the ``.concept`` file and line.
 
     Returns:
-        A dataset with ``mention``, ``cuis``, ``gold`` and ``doc_id`` columns.
+        A dataset with ``mention``, ``cuis``, ``gold`` and ``doc_id`` columns, and
+        ``context`` with ``documents``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -101,7 +116,10 @@ def load_biosyn_split(
         raise FileNotFoundError(
             f"{folder}: no *.concept files (BioSyn processed layout); found "
             f"{', '.join(found) or 'nothing'}{layout_hint(folder)}")
-    collector = QueryCollector(folder, with_doc_id=True, lowercase=lowercase)
+    docs = load_documents(documents) if documents is not None else None
+    starts: dict[str, list[int]] = {}
+    collector = QueryCollector(folder, with_doc_id=True, lowercase=lowercase,
+                               with_context=docs is not None)
     for path in files:  # an empty .concept file is a document without mentions: valid
         for lineno, line in iter_lines(path):
             fields = line.split("||")
@@ -115,9 +133,30 @@ def load_biosyn_split(
                 header = "; looks like a header, expected none" if looks_like_header(doc_id) else ""
                 raise DataFormatError(path, lineno, f"expected 'start|end' offsets in field 2, "
                                       f"found {offsets!r}{header}", line)
-            collector.add(path, lineno, line, mention, gold, doc_id.strip())
+            doc_id = doc_id.strip()
+            context = None
+            if docs is not None:
+                context = _context(docs, starts, doc_id, offsets, path, lineno, line)
+            collector.add(path, lineno, line, mention, gold, doc_id, context)
     return collector.to_dataset(filter_composite, filter_duplicate,
                                 description=f"BioSyn queries from {folder}")
+
+
+def _context(docs: dict, starts: dict[str, list[int]], doc_id: str, offsets: str,
+             path: Path, lineno: int, line: str) -> str:
+    """The sentence of ``docs[doc_id]`` at ``offsets``, or an error naming the line."""
+    doc = docs.get(doc_id)
+    if doc is None:
+        raise DataFormatError(path, lineno, f"document {doc_id!r} is not among the "
+                              f"{len(docs)} raw documents given (documents=...)", line)
+    start, end = (int(x) for x in offsets.strip().split("|"))
+    if not 0 <= start < end <= len(doc.text):
+        raise DataFormatError(path, lineno, f"offsets {start}|{end} are not inside document "
+                              f"{doc_id}'s raw text of {len(doc.text)} characters "
+                              f"(title + ' ' + abstract)", line)
+    if doc_id not in starts:
+        starts[doc_id] = sentence_starts(doc)
+    return mention_sentence(doc, start, end, starts[doc_id])
 
 
 def load_biosyn_queries(

@@ -12,6 +12,8 @@ to its Specific SNOMED ID. SapBERT reports stratified-general and zeroshot-gener
 (``eval_scripts_cometa.sh``, reading the ``General SNOMED ID`` column). Queries are the
 terms, lowercased (SapBERT passes them unchanged to an uncased tokenizer, which is the
 same thing), every row kept.
+With ``with_context=True`` each query also gets ``context``: the row's ``Example``, the
+Reddit sentence the term was annotated in, as written (case kept), for a cross-encoder.
 
 Dictionary: SapBERT links against ``COMETA_id_sf_dictionary.txt``, SNOMED CT names drawn
 from UMLS (licensed), in its ``SNOMEDID||name`` format; load yours with
@@ -102,6 +104,7 @@ def load_cometa_split(
     level: str = "general",
     lowercase: bool = True,
     filter_duplicate: bool = False,
+    with_context: bool = False,
 ) -> Dataset:
     """Load one COMETA CSV as queries (``mention`` = Term, gold = the level's SNOMED ID).
 
@@ -110,14 +113,22 @@ def load_cometa_split(
         level: ``"general"`` or ``"specific"``: which SNOMED ID column is gold.
         lowercase: Lowercase terms.
         filter_duplicate: Keep each (term, id) once (off in the published evaluation).
+        with_context: Add a ``context`` column: the row's ``Example`` sentence, case kept;
+            an empty one is a :class:`DataFormatError` naming the file and line.
     """
     column = f"{_level(level)} SNOMED ID"
-    collector = QueryCollector(path, lowercase=lowercase)
+    collector = QueryCollector(path, lowercase=lowercase, with_context=with_context)
     for lineno, line, row in _iter_cometa_rows(path):
         if not row[column].strip().isdigit():
             raise DataFormatError(path, lineno, f"expected a numeric SNOMED id in "
                                   f"{column!r}, found {row[column]!r}", line)
-        collector.add(path, lineno, line, row["Term"], row[column])
+        context = None
+        if with_context:
+            context = row["Example"]
+            if not context.strip():
+                raise DataFormatError(path, lineno, "empty 'Example' (the context asked for by "
+                                      "with_context=True)", line)
+        collector.add(path, lineno, line, row["Term"], row[column], context=context)
     return collector.to_dataset(filter_duplicate=filter_duplicate,
                                 description=f"COMETA {level} queries from {path}")
 
@@ -135,6 +146,7 @@ def load_cometa(
     splits: Sequence[str] = ("train", "dev", "test"),
     lowercase: bool = True,
     filter_duplicate: bool = False,
+    with_context: bool = False,
 ) -> DatasetDict:
     """Load a COMETA split scheme from the corpus folder.
 
@@ -142,6 +154,7 @@ def load_cometa(
         folder: The corpus folder (holding ``splits/`` and ``chv.csv[.gz]``).
         scheme: One of :data:`COMETA_SCHEMES`; its suffix picks the gold column.
         splits: Which of ``train``, ``dev``, ``test`` to load.
+        lowercase / filter_duplicate / with_context: See :func:`load_cometa_split`.
 
     Example:
         ::
@@ -164,7 +177,7 @@ def load_cometa(
         raise FileNotFoundError(f"{folder}: missing {expected} for the COMETA layout"
                                 f"{layout_hint(folder)}")
     return DatasetDict({
-        split: load_cometa_split(path, level, lowercase, filter_duplicate)
+        split: load_cometa_split(path, level, lowercase, filter_duplicate, with_context)
         for split, path in paths.items()
     })
 

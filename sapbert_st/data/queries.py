@@ -3,8 +3,9 @@
 A query or dictionary dataset looks the same whichever corpus it came from:
 
 * queries: ``mention`` (str, NFC, lowercased unless ``lowercase=False``), ``cuis`` (list
-  of str: the gold ids split on ``|`` and ``+``), ``gold`` (the raw gold string, e.g. ``"D019572|D010871"``), and
-  ``doc_id`` where the format has documents;
+  of str: the gold ids split on ``|`` and ``+``), ``gold`` (the raw gold string, e.g. ``"D019572|D010871"``),
+  ``doc_id`` where the format has documents, and ``context`` (the text around the mention,
+  NFC, stripped, case kept) when a loader is asked for it (``with_context=True``);
 * dictionaries: ``cui`` (str, kept raw, it may itself be ``|``-joined as in BioSyn
   dictionaries) and ``name`` (str, NFC, lowercased unless ``lowercase=False``).
 
@@ -32,6 +33,15 @@ QUERY_FEATURES = Features(
     {"mention": Value("string"), "cuis": List(Value("string")), "gold": Value("string")}
 )
 QUERY_FEATURES_WITH_DOC = Features({**QUERY_FEATURES, "doc_id": Value("string")})
+
+
+def query_features(with_doc_id: bool = False, with_context: bool = False) -> Features:
+    """The query schema: ``mention``, ``cuis``, ``gold``, then ``doc_id`` and ``context``
+    when asked for, in that order."""
+    features = dict(QUERY_FEATURES_WITH_DOC if with_doc_id else QUERY_FEATURES)
+    if with_context:
+        features["context"] = Value("string")
+    return Features(features)
 
 #: Gold ids that mean "no concept": such mentions are dropped (counted and logged), as
 #: BioSyn's preprocessing and SapBERT's ``QueryDataset`` (``cui-less``) do.
@@ -124,23 +134,36 @@ class QueryCollector:
         source: The file or folder, named in the log lines.
         with_doc_id: Add a ``doc_id`` column.
         lowercase: Lowercase mentions (the published protocol).
+        with_context: Add a ``context`` column (after ``doc_id``): the text around each
+            mention, NFC-normalised and stripped but never lowercased (a cross-encoder
+            reads it as written). Every :meth:`add` must then pass a non-empty ``context``.
     """
 
-    def __init__(self, source: PathLike, with_doc_id: bool = False, lowercase: bool = True):
+    def __init__(self, source: PathLike, with_doc_id: bool = False, lowercase: bool = True,
+                 with_context: bool = False):
         self.source = source
         self.with_doc_id = with_doc_id
         self.lowercase = lowercase
-        self.rows: dict[str, list] = {name: [] for name in
-                                      (QUERY_FEATURES_WITH_DOC if with_doc_id else QUERY_FEATURES)}
+        self.with_context = with_context
+        self.features = query_features(with_doc_id, with_context)
+        self.rows: dict[str, list] = {name: [] for name in self.features}
         self.cuiless = 0
 
     def add(self, path: PathLike, lineno: int | None, line: str | None, mention: str,
-            gold: str, doc_id: str | None = None) -> None:
+            gold: str, doc_id: str | None = None, context: str | None = None) -> None:
         mention, gold = mention.strip(), gold.strip()
         if not mention:
             raise DataFormatError(path, lineno, "empty mention", line)
         if not gold:
             raise DataFormatError(path, lineno, "empty gold id", line)
+        if self.with_context:
+            context = (context or "").strip()
+            if not context:
+                raise DataFormatError(path, lineno, "no context for this mention (with_context="
+                                      "True needs one for every mention)", line)
+        elif context is not None:
+            raise ValueError(f"{path}:{lineno}: context given to a QueryCollector built "
+                             f"without with_context=True")
         cuis = [c for c in split_gold(gold) if not is_cuiless(c)]
         if not cuis:
             self.cuiless += 1
@@ -150,6 +173,8 @@ class QueryCollector:
         self.rows["gold"].append(gold)
         if self.with_doc_id:
             self.rows["doc_id"].append(doc_id or "")
+        if self.with_context:
+            self.rows["context"].append(normalize_name(context, lowercase=False))
 
     def to_dataset(self, filter_composite: bool = False, filter_duplicate: bool = False,
                    description: str = "") -> Dataset:
@@ -176,9 +201,8 @@ class QueryCollector:
             keep = unique
         if len(keep) != len(rows["mention"]):
             rows = {name: [values[i] for i in keep] for name, values in rows.items()}
-        features = QUERY_FEATURES_WITH_DOC if self.with_doc_id else QUERY_FEATURES
-        return Dataset.from_dict(rows, features=features,
-                                 info=DatasetInfo(description=description, features=features))
+        return Dataset.from_dict(rows, features=self.features,
+                                 info=DatasetInfo(description=description, features=self.features))
 
 
 def make_dictionary(pairs: Iterable[tuple[str, str]], description: str = "") -> Dataset:

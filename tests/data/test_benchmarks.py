@@ -112,3 +112,36 @@ def test_format_guessing(data_dir):
     assert "processed layout" in guess_layout(data_dir / "ncbi-disease")
     assert "PubTator title" in describe_line("123|t|A title")
     assert describe_line("no separators here") is None
+
+
+@pytest.mark.parametrize("name", ["ncbi-disease", "bc5cdr-disease", "cometa-stratified-general"])
+def test_with_context(data_dir, name):
+    bench = load_benchmark(name, data_dir, with_context=True)
+    plain = load_benchmark(name, data_dir)
+    assert bench.queries.column_names == plain.queries.column_names + ["context"]
+    assert bench.queries["mention"] == plain.queries["mention"]
+    assert bench.options == {"with_context": True}
+    contexts = bench.queries["context"]
+    assert all(c and c == c.strip() for c in contexts)
+    # contexts keep their case: sentences start with a capital far more often than not
+    assert sum(c[0].isupper() for c in contexts) > len(contexts) / 2
+
+
+def test_with_context_unavailable(data_dir, tmp_path):
+    for name in ("bc5cdr-chemical", "medmentions", "askapatient", "xl-bel-en"):
+        with pytest.raises(ValueError) as info:
+            load_benchmark(name, data_dir, with_context=True)
+        message = str(info.value)
+        assert f"with_context=True, but {name} has no mention contexts" in message
+        assert "ncbi-disease and bc5cdr-disease" in message and "cometa-*" in message
+    bench = load_benchmark("bc5cdr-chemical", data_dir, with_context=False)
+    assert "context" not in bench.queries.column_names and bench.options == {}
+    with pytest.raises(TypeError, match="with_context: expected True or False"):
+        load_benchmark("ncbi-disease", data_dir, with_context="yes")
+    folder = tmp_path / "ncbi-disease"
+    shutil.copytree(data_dir / "ncbi-disease" / "processed_test", folder / "processed_test")
+    shutil.copy(data_dir / "ncbi-disease" / "test_dictionary.txt", folder)
+    assert len(load_benchmark("ncbi-disease", tmp_path).queries) == 960
+    expected = folder / "raw" / "NCBItestset_corpus.txt"
+    with pytest.raises(FileNotFoundError, match=f"{expected}: raw PubTator file not found"):
+        load_benchmark("ncbi-disease", tmp_path, with_context=True)

@@ -61,6 +61,38 @@ def test_quoted_example_with_tab_is_one_field(tmp_path):
     assert load_cometa_split(path)["mention"] == ["6mp"]
 
 
+def test_with_context_is_the_example_as_written(tmp_path):
+    path = tmp_path / "test.csv"
+    other = ROW.replace("6\t6MP", "7\t6-MP").replace('We take "" 6MP', '" Then 6-MP\tÉté "')
+    path.write_text(f"{HEADER}\n{ROW}\n{other}\n{ROW}\n", encoding="utf-8")
+    queries = load_cometa_split(path, with_context=True)
+    assert queries.column_names == ["mention", "cuis", "gold", "context"]
+    assert queries["mention"] == ["6mp", "6-mp", "6mp"]
+    assert queries["context"] == ['We take "" 6MP', "Then 6-MP\tÉté", 'We take "" 6MP']
+    dedup = load_cometa_split(path, filter_duplicate=True, with_context=True)
+    assert dedup["context"] == ['We take "" 6MP', "Then 6-MP\tÉté"]
+    assert load_cometa_split(path).column_names == ["mention", "cuis", "gold"]
+
+
+def test_with_context_real_split(cometa_dir):
+    queries = load_cometa(cometa_dir, "zeroshot_general", splits=["test"],
+                          with_context=True)["test"]
+    assert len(queries) == 3995
+    assert all(c and c == c.strip() for c in queries["context"])
+    # the Example is the Reddit sentence the Term was annotated in: it holds the term
+    assert all(m in c.lower() for m, c in zip(queries["mention"], queries["context"]))
+
+
+def test_empty_example_with_context(tmp_path):
+    path = tmp_path / "test.csv"
+    bad = ROW.replace('We take "" 6MP', " ")
+    path.write_text(f"{HEADER}\n{ROW}\n{bad}\n", encoding="utf-8")
+    assert load_cometa_split(path)["mention"] == ["6mp", "6mp"]  # not needed, not checked
+    with pytest.raises(DataFormatError, match="empty 'Example'") as info:
+        load_cometa_split(path, with_context=True)
+    assert_located(info.value, path, 3, bad)
+
+
 def test_fallback_dictionary_is_named(cometa_dir):
     dictionary = load_cometa_fallback_dictionary(cometa_dir)
     assert dictionary.info.description.startswith(FALLBACK_NOTE)
