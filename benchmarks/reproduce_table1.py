@@ -109,11 +109,17 @@ ROWS = (
     ("sparse", "TF-IDF char 3-grams, SparseIndex (Linker first stage)"),
     ("hybrid", "MiniLM mean + TF-IDF, fused (HybridFusion)"),
     ("two-stage", "First stage + cross-encoder reranker (two-stage Linker)"),
+    ("two-stage-no-context", "... the reranker without context (run with --context)"),
+    ("two-stage-context", "... the reranker reading the mention's context (--context)"),
     ("paper", "PubMedBERT + SapBERT (paper, quoted)"),
 )
 #: Rows filled from benchmarks/rerank_pipeline.py (its row keys).
 TWO_STAGE_ROWS = {"dense-ft": "dense-ft", "sparse": "sparse", "hybrid": "hybrid",
-                  "two-stage": "pipeline"}
+                  "two-stage": "pipeline", "two-stage-no-context": "pipeline-no-context",
+                  "two-stage-context": "pipeline-context"}
+#: Datasets whose loaders give mention contexts (rerank_pipeline.py --context).
+CONTEXT_DATASETS = ("ncbi-disease", "bc5cdr-disease", "cometa-stratified-general",
+                    "cometa-zeroshot-general")
 #: The order the two-stage rows are computed in while the budget allows (issue 18).
 TWO_STAGE_ORDER = ("ncbi-disease", "bc5cdr-disease", "cometa-stratified-general",
                    "cometa-zeroshot-general", "bc5cdr-chemical", "askapatient")
@@ -1028,6 +1034,8 @@ def two_stage_rows(args, table: dict) -> dict:
         names.append("askapatient")  # the reranker trained on each fold's train file
     for name in names:
         argv = ["--dataset", name, "--data-dir", args.data_dir, "--seed", str(args.seed)]
+        if name in CONTEXT_DATASETS:
+            argv.append("--context")  # both rerankers, the dev choice between them
         if name == "askapatient":
             argv += ["--askapatient-dir", args.askapatient_dir] + (
                 ["--folds", "2"] if args.quick else [])
@@ -1047,7 +1055,8 @@ def two_stage_rows(args, table: dict) -> dict:
         if rep is not None:
             summary[name] = {k: rep.get(k) for k in (
                 "rows", "chosen", "speed", "paired_vs_best_other", "paired_vs_dense",
-                "reranker_training", "finetune", "subsets", "first_stage_model")}
+                "paired_context_vs_no_context", "chosen_by_context", "reranker_training",
+                "reranker_training_context", "finetune", "subsets", "first_stage_model")}
     return summary
 
 
@@ -1067,7 +1076,8 @@ def two_stage_targets(table: dict, two_stage: dict) -> dict:
             out[f"two-stage {name}: +8.0 over the fine-tuned bi-encoder"] = {
                 "gain": round(gain, 2), "met": gain >= 8.0, "paired": rep["paired_vs_dense"]}
         others = {key: row[name]["acc@1"] for key, row in table.items()
-                  if key not in ("two-stage", "paper") and isinstance(row.get(name), dict)}
+                  if not key.startswith("two-stage") and key != "paper"
+                  and isinstance(row.get(name), dict)}
         best = max(others, key=others.get) if others else None
         paired = rep["paired_vs_best_other"]
         out[f"two-stage {name}: beats every other row"] = {

@@ -24,12 +24,21 @@ into one JSON):
    mentions/s of each pipeline (the test mentions' distinct parts, one call, the
    dictionary already indexed).
 
+With ``--context`` (NCBI, BC5CDR-disease and COMETA: the loaders' ``with_context``) a
+second reranker is trained on the same mined mentions with each mention's context (the
+sentence around it; the first occurrence's for a mention seen several times) read after
+the mention, ``--context-max-length`` tokens in all. Its cascade gets the same dev grid,
+scored per occurrence (each (mention, context) linked on its own); the dev choice between
+the two rerankers is the pipeline, and both are scored on test
+(``pipeline-no-context``, ``pipeline-context``).
+
 Usage:
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/rerank_pipeline.py \
         --dataset ncbi-disease --data-dir ../shared/data
     python benchmarks/rerank_pipeline.py --dataset cometa-stratified-general \
         --finetune-minutes 6
     python benchmarks/rerank_pipeline.py --quick   # tiny settings: a smoke test
+    python benchmarks/rerank_pipeline.py --dataset cometa-stratified-general --context
     python benchmarks/rerank_pipeline.py --dataset askapatient --askapatient-dir AskAPatient/
 """
 
@@ -81,6 +90,10 @@ def parse_args(argv=None):
     p.add_argument("--num-negatives", type=int, default=4)
     p.add_argument("--max-positives", type=int, default=1)
     p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--context", action="store_true",
+                   help="also train and choose on dev a reranker reading mention contexts")
+    p.add_argument("--context-max-length", type=int, default=64,
+                   help="tokens of (mention ; context, name) for the context reranker")
     p.add_argument("--finetune-minutes", type=float, default=0.0,
                    help="fine-tune the bi-encoder on the train split first (0: no)")
     p.add_argument("--finetune-round-steps", type=int, default=40)
@@ -92,6 +105,8 @@ def parse_args(argv=None):
                    help="AskAPatient 10-fold folder (dataset 'askapatient': the reranker is "
                         "trained on each fold's train file; mean over folds)")
     p.add_argument("--folds", type=int, default=None, help="AskAPatient: the first N folds")
+    p.add_argument("--save-first-stage", default=None, metavar="DIR",
+                   help="save the (fine-tuned) first-stage bi-encoder to DIR, for --bi-encoder")
     p.add_argument("--bi-encoder", default=None,
                    help="first-stage model folder (default all-MiniLM-L6-v2, as published)")
     p.add_argument("--cross-encoder", default=None,
@@ -105,10 +120,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_splits(name: str, data_dir: str, quick: bool):
+def load_splits(name: str, data_dir: str, quick: bool, with_context: bool = False):
     from sapbert_st.data.benchmarks import load_benchmark
 
-    splits = {s: load_benchmark(name, data_dir, split=s) for s in ("train", "dev", "test")}
+    options = {"with_context": True} if with_context else {}
+    splits = {s: load_benchmark(name, data_dir, split=s, **options)
+              for s in ("train", "dev", "test")}
     if quick:
         for bench in splits.values():
             bench.queries = bench.queries.select(range(min(40, len(bench.queries))))
@@ -162,16 +179,16 @@ def build_index(model, bench, names, emb):
                                            similarity="cosine")
 
 
-def evaluate(queries, linker=None, candidates=None, index=None, stage="link"):
+def evaluate(queries, linker=None, candidates=None, index=None, stage="link", contexts=None):
     from sapbert_st.evaluation import LinkerEvaluator
 
     if candidates is not None:
         ev = LinkerEvaluator(queries, candidates=candidates, dictionary_names=index.names,
                              dictionary_cuis=index.ids, write_csv=False,
-                             show_progress_bar=False)
+                             show_progress_bar=False, contexts=contexts)
     else:
         ev = LinkerEvaluator(queries, linker=linker, stage=stage, write_csv=False,
-                             show_progress_bar=False)
+                             show_progress_bar=False, contexts=contexts)
     metrics = ev.compute_metrics(None)
     return {k: round(float(v), 4) for k, v in metrics.items()}, ev.ranks <= 1
 
@@ -236,6 +253,49 @@ class CachedScores:
         raise NotImplementedError
 
 
+def dev_grid(reranker, firsts: dict, dev_q, contexts, index, report: dict) -> list[dict]:
+    """Every cascade setting of ``reranker`` on dev (first stage x top_k x skip margin x
+    first-stage weight), replayed from one scoring of the top candidates' pairs; with
+    ``contexts`` (one per dev query) each (part, context) occurrence is linked on its own."""
+    from sapbert_st.evaluation.entity_linking import split_composite
+    from sapbert_st.linking import CrossEncoderReranker
+    from sapbert_st.linking.rerank import mention_text
+
+    with_context = contexts is not None
+    units = list(dict.fromkeys(
+        (part, contexts[i] if with_context else None)
+        for i, mention in enumerate(dev_q["mention"]) for part in split_composite(mention)))
+    pairs = list(dict.fromkeys((mention_text(part, context), candidate.name)
+                               for by_part in firsts.values() for part, context in units
+                               for candidate in by_part[part]))
+    start = time.perf_counter()
+    cached = CachedScores(dict(zip(pairs, reranker.score_pairs(pairs))))
+    seconds = time.perf_counter() - start
+    logger.info("dev: %d pairs scored in %.0f s (context: %s)", len(pairs), seconds,
+                with_context)
+    report["dev_pairs_scored" + ("_context" if with_context else "")] = {
+        "pairs": len(pairs), "seconds": round(seconds, 1)}
+    grid = []
+    for hybrid in (False, True):
+        for top_k, margin, weight in itertools.product(TOP_KS, MARGINS, WEIGHTS):
+            rr = CrossEncoderReranker(cached, top_k=top_k, skip_margin=margin,
+                                      first_stage_weight=weight, use_context=with_context)
+
+            def replay(parts, k, part_contexts=None, rr=rr, by_part=firsts[hybrid]):
+                rows_ = [copy.deepcopy(by_part[p]) for p in parts]
+                return [r[:k] for r in rr.rerank(parts, rows_, contexts=part_contexts)]
+
+            # the evaluator reranks every dev unit in one call: last_counts counts them
+            m, _ = evaluate(dev_q, candidates=replay, index=index, contexts=contexts)
+            grid.append({"first_stage": "hybrid" if hybrid else "dense", "top_k": top_k,
+                         "skip_margin": margin, "first_stage_weight": weight,
+                         "context": with_context, "dev_acc@1": m["acc@1"],
+                         "dev_acc@5": m["acc@5"],
+                         "reranked_share": round(rr.last_counts["reranked"]
+                                                 / max(1, len(units)), 3)})
+    return grid
+
+
 def askapatient_splits(args):
     """Per fold: train / dev (the validation file) / test, one dictionary of all folds."""
     from types import SimpleNamespace
@@ -265,7 +325,10 @@ def askapatient_splits(args):
 def run_dataset(name: str, args) -> dict:
     """One benchmark (AskAPatient: every fold, rows averaged, hits concatenated)."""
     if name != "askapatient":
-        return run_splits(name, load_splits(name, args.data_dir, args.quick), args)
+        return run_splits(name, load_splits(name, args.data_dir, args.quick, args.context),
+                          args)
+    if args.context:
+        raise ValueError("askapatient: --context is not available (its phrases have none)")
     if args.askapatient_dir is None:
         raise ValueError("askapatient: pass --askapatient-dir (the 10-fold folder)")
     reports = [(k, run_splits(f"askapatient fold {k}", splits, args))
@@ -328,6 +391,7 @@ def run_splits(name: str, splits: dict, args) -> dict:
               "subsets": {"dev": args.max_dev_queries, "test": args.max_test_queries},
               "dictionary": {s: len(b.dictionary) for s, b in splits.items()},
               "dictionary_note": splits["test"].dictionary_note, "first_stage_model":
+              f"--bi-encoder {args.bi_encoder}, cosine" if args.bi_encoder else
               "all-MiniLM-L6-v2, mean pooling (as published), cosine"}
     test_q, dev_q = splits["test"].queries, splits["dev"].queries
     rows, hits = {}, {}
@@ -338,6 +402,8 @@ def run_splits(name: str, splits: dict, args) -> dict:
         report["finetune"] = finetune(model, splits, lambda m, s: index_of(m, s, fresh=True),
                                       args, args.finetune_minutes * 60)
         index_of(model, "test", fresh=True)
+        if args.save_first_stage:
+            model.save(args.save_first_stage)
         report["first_stage_model"] += " fine-tuned on the train split (best dev state)"
         rows["dense-ft"], hits["dense-ft"] = evaluate(test_q, Linker(index_of(model, "test")),
                                                       stage="candidates")
@@ -357,94 +423,104 @@ def run_splits(name: str, splits: dict, args) -> dict:
                  for h in (False, True)}
     report["dev_first_stage"] = {("hybrid" if h else "dense"): m for h, m in dev_first.items()}
 
-    # reranker training on the train split, mined by each candidate first stage; one
-    # reranker (mined by the hybrid stage, whose candidates cover both)
+    # reranker training on the train split, mined by the hybrid first stage (its
+    # candidates cover both stages'); with --context a second one reads the contexts
     train_q = splits["train"].queries
-    seen, mentions, gold = set(), [], []
-    for mention, cuis in zip(train_q["mention"], train_q["cuis"]):
+    has_context = "context" in train_q.column_names
+    seen, mentions, gold, contexts = set(), [], [], []
+    for i, (mention, cuis) in enumerate(zip(train_q["mention"], train_q["cuis"])):
         key = (mention, "|".join(cuis))
-        if key not in seen:
+        if key not in seen:  # the first occurrence's context
             seen.add(key)
             mentions.append(key[0])
             gold.append(key[1])
+            contexts.append(train_q[i]["context"] if has_context else None)
     limit = args.max_train_mentions or (30 if args.quick else None)
     if limit:
         rng = np.random.default_rng(args.seed)
         keep = sorted(rng.permutation(len(mentions))[:limit].tolist())
         mentions, gold = [mentions[i] for i in keep], [gold[i] for i in keep]
+        contexts = [contexts[i] for i in keep]
     logger.info("rows so far: %s", rows)
-    examples = mine_reranker_examples(linker("train", True), mentions, gold,
-                                      num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
-                                      max_positives=args.max_positives, seed=args.seed)
-    torch.manual_seed(args.seed)
-    if args.cross_encoder == "first-stage":  # the weights are read into memory at load
-        with tempfile.TemporaryDirectory(prefix="rerank-pipeline-") as scratch:
-            model.save(scratch)
-            cross = load_cross_encoder(scratch, max_length=args.max_length, device="cpu")
-    else:
-        cross = load_cross_encoder(args.cross_encoder or get_model_path(),
-                                   max_length=args.max_length, device="cpu")
-    start = time.perf_counter()
-    metrics = train_reranker(cross, examples, epochs=args.epochs, batch_size=32,
-                             learning_rate=args.lr, seed=args.seed)
-    logger.info("reranker trained on %d rows in %.0f s", len(examples),
-                time.perf_counter() - start)
-    report["reranker_training"] = {
-        "mentions": len(mentions), "rows": len(examples), "epochs": args.epochs,
-        "lr": args.lr, "negatives": args.num_negatives, "positives": args.max_positives,
-        "max_length": args.max_length, "first_loss": round(metrics.get("first_loss", 0), 4),
-        "last_loss": round(metrics.get("last_loss", 0), 4),
-        "seconds": round(time.perf_counter() - start, 1), "mined_by": "hybrid first stage",
-        "initialised_from": args.cross_encoder or "all-MiniLM-L6-v2"}
-    real = CrossEncoderReranker(cross, top_k=max(TOP_KS), batch_size=64)
 
-    # dev: score the top 20 once per first stage, replay every cascade setting
+    def trained(with_context: bool):
+        examples = mine_reranker_examples(
+            linker("train", True), mentions, gold, contexts=contexts if with_context else None,
+            num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
+            max_positives=args.max_positives, seed=args.seed)
+        max_length = args.context_max_length if with_context else args.max_length
+        torch.manual_seed(args.seed)
+        if args.cross_encoder == "first-stage":  # the weights are read into memory at load
+            with tempfile.TemporaryDirectory(prefix="rerank-pipeline-") as scratch:
+                model.save(scratch)
+                cross = load_cross_encoder(scratch, max_length=max_length, device="cpu")
+        else:
+            cross = load_cross_encoder(args.cross_encoder or get_model_path(),
+                                       max_length=max_length, device="cpu")
+        start = time.perf_counter()
+        metrics = train_reranker(cross, examples, epochs=args.epochs, batch_size=32,
+                                 learning_rate=args.lr, seed=args.seed)
+        logger.info("reranker (context: %s) trained on %d rows in %.0f s", with_context,
+                    len(examples), time.perf_counter() - start)
+        summary = {
+            "mentions": len(mentions), "rows": len(examples), "epochs": args.epochs,
+            "lr": args.lr, "negatives": args.num_negatives, "positives": args.max_positives,
+            "max_length": max_length, "first_loss": round(metrics.get("first_loss", 0), 4),
+            "last_loss": round(metrics.get("last_loss", 0), 4),
+            "seconds": round(time.perf_counter() - start, 1), "mined_by": "hybrid first stage",
+            "initialised_from": args.cross_encoder or "all-MiniLM-L6-v2"}
+        reranker = CrossEncoderReranker(cross, top_k=max(TOP_KS), batch_size=64,
+                                        use_context=with_context)
+        return reranker, summary
+
+    variants = [False, True] if args.context else [False]
+    rerankers = {}
+    for with_context in variants:
+        rerankers[with_context], summary = trained(with_context)
+        report["reranker_training" + ("_context" if with_context else "")] = summary
+
+    # dev: score the top candidates once per first stage, replay every cascade setting
     from sapbert_st.evaluation.entity_linking import split_composite
 
     dev_parts = list(dict.fromkeys(p for m in dev_q["mention"] for p in split_composite(m)))
+    firsts = {h: dict(zip(dev_parts, linker("dev", h).candidates(dev_parts, max(TOP_KS))))
+              for h in (False, True)}
     grid = []
-    depth = max(TOP_KS)
-    firsts = {h: linker("dev", h).candidates(dev_parts, depth) for h in (False, True)}
-    pairs = list({(p, c.name) for first in firsts.values()
-                  for p, row in zip(dev_parts, first) for c in row})
-    start = time.perf_counter()
-    cached = CachedScores(dict(zip(pairs, real.score_pairs(pairs))))
-    logger.info("dev: %d pairs scored in %.0f s", len(pairs), time.perf_counter() - start)
-    report["dev_pairs_scored"] = {"pairs": len(pairs),
-                                  "seconds": round(time.perf_counter() - start, 1)}
-    for hybrid in (False, True):
-        by_part = dict(zip(dev_parts, firsts[hybrid]))
-        for top_k, margin, weight in itertools.product(TOP_KS, MARGINS, WEIGHTS):
-            rr = CrossEncoderReranker(cached, top_k=top_k, skip_margin=margin,
-                                      first_stage_weight=weight)
-
-            def replay(parts, k, rr=rr, by_part=by_part):
-                rows_ = [copy.deepcopy(by_part[p]) for p in parts]
-                return [r[:k] for r in rr.rerank(parts, rows_)]
-
-            # the evaluator reranks every distinct dev part in one call: last_counts counts them
-            m, _ = evaluate(dev_q, candidates=replay, index=index_of(model, "dev"))
-            grid.append({"first_stage": "hybrid" if hybrid else "dense", "top_k": top_k,
-                         "skip_margin": margin, "first_stage_weight": weight,
-                         "dev_acc@1": m["acc@1"],
-                         "dev_acc@5": m["acc@5"],
-                         "reranked_share": round(rr.last_counts["reranked"]
-                                                 / max(1, len(dev_parts)), 3)})
-    # best dev acc@1; ties: fewer reranked mentions, then smaller top_k
-    chosen = max(grid, key=lambda g: (g["dev_acc@1"], -g["reranked_share"], -g["top_k"]))
+    for with_context in variants:
+        dev_contexts = list(dev_q["context"]) if with_context else None
+        grid += dev_grid(rerankers[with_context], firsts, dev_q, dev_contexts,
+                         index_of(model, "dev"), report)
+    # best dev acc@1; ties: no context, fewer reranked mentions, then smaller top_k
+    best = lambda options: max(options, key=lambda g: (
+        g["dev_acc@1"], -g["context"], -g["reranked_share"], -g["top_k"]))
+    chosen = best(grid)
     report["dev_grid"], report["chosen"] = grid, chosen
-
     logger.info("dev choice: %s", chosen)
-    # test, once
-    hybrid = chosen["first_stage"] == "hybrid"
-    real.top_k, real.skip_margin = chosen["top_k"], chosen["skip_margin"]
-    real.first_stage_weight = chosen["first_stage_weight"]
-    pipeline = linker("test", hybrid, real, chosen["top_k"])
-    start = time.perf_counter()
-    rows["pipeline"], hits["pipeline"] = evaluate(test_q, pipeline)
-    pipeline_seconds = time.perf_counter() - start
-    pipeline_counts = dict(real.last_counts)
-    others = [k for k in rows if k != "pipeline"]
+
+    # test, once: the reranker dev chose ("pipeline"), and with --context each variant's
+    # own best cascade
+    timing = {}
+    for with_context in variants:
+        setting = best([g for g in grid if g["context"] == with_context])
+        real = rerankers[with_context]
+        real.top_k, real.skip_margin = setting["top_k"], setting["skip_margin"]
+        real.first_stage_weight = setting["first_stage_weight"]
+        pipeline = linker("test", setting["first_stage"] == "hybrid", real, setting["top_k"])
+        key = "pipeline" if not args.context else (
+            "pipeline-context" if with_context else "pipeline-no-context")
+        start = time.perf_counter()
+        rows[key], hits[key] = evaluate(test_q, pipeline, contexts=list(test_q["context"])
+                                        if with_context else None)
+        timing[key] = (time.perf_counter() - start, dict(real.last_counts))
+        if args.context:
+            report.setdefault("chosen_by_context", {})[key] = setting
+    if args.context:
+        key = "pipeline-context" if chosen["context"] else "pipeline-no-context"
+        rows["pipeline"], hits["pipeline"] = rows[key], hits[key]
+        timing["pipeline"] = timing[key]
+        report["paired_context_vs_no_context"] = paired_difference(
+            hits["pipeline-context"], hits["pipeline-no-context"])
+    others = [k for k in rows if not k.startswith("pipeline")]
     best_other = max(others, key=lambda k: rows[k]["acc@1"])
     report["rows"] = rows
     report["paired_vs_best_other"] = {"other": best_other, **paired_difference(
@@ -453,7 +529,8 @@ def run_splits(name: str, splits: dict, args) -> dict:
         hits["pipeline"], hits[dense_key])}
 
     # speed: the test mentions' distinct parts, one link() call each (index built); the
-    # pipeline's is the test evaluation above (the same parts, one call)
+    # pipelines' are their test evaluations above (the same parts, or with contexts each
+    # (part, context) occurrence, one call)
     test_parts = list(dict.fromkeys(p for m in test_q["mention"] for p in split_composite(m)))
     speed = {}
     for key, lk in (("dense", linker("test", False)), ("hybrid", linker("test", True))):
@@ -462,11 +539,12 @@ def run_splits(name: str, splits: dict, args) -> dict:
         seconds = time.perf_counter() - start
         speed[key] = {"mentions": len(test_parts), "seconds": round(seconds, 2),
                       "mentions_per_second": round(len(test_parts) / seconds, 1)}
-    speed["pipeline"] = {"mentions": len(test_parts), "seconds": round(pipeline_seconds, 2),
-                         "mentions_per_second": round(len(test_parts) / pipeline_seconds, 1),
-                         "reranked_share": round(pipeline_counts["reranked"]
-                                                 / len(test_parts), 3),
-                         "pairs": pipeline_counts["pairs"]}
+    for key, (seconds, counts) in timing.items():
+        linked = counts["reranked"] + counts["skipped"]
+        speed[key] = {"mentions": linked, "seconds": round(seconds, 2),
+                      "mentions_per_second": round(linked / seconds, 1),
+                      "reranked_share": round(counts["reranked"] / max(1, linked), 3),
+                      "pairs": counts["pairs"]}
     report["speed"] = speed
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["_hits"] = hits
@@ -477,7 +555,10 @@ ROW_TITLES = {"dense-base": "MiniLM mean pooling, cosine (dense)",
               "dense-ft": "MiniLM mean, fine-tuned on train (best dev state)",
               "sparse": "TF-IDF char 3-grams (SparseIndex)",
               "hybrid": "dense + sparse (HybridFusion defaults)",
-              "pipeline": "first stage + cross-encoder reranker (cascade chosen on dev)"}
+              "pipeline": "first stage + cross-encoder reranker (cascade chosen on dev)",
+              "pipeline-no-context": "... reranker without context (its best dev cascade)",
+              "pipeline-context": "... reranker with the mention's context (its best dev "
+                                  "cascade)"}
 
 
 def markdown_table(payload: dict) -> str:
@@ -504,7 +585,8 @@ def markdown_table(payload: dict) -> str:
         + (f" of {r['subsets']['test']}-subset" if r["subsets"]["test"] else ""),
         "dev choice: stage, top_k, skip_margin, first-stage weight": lambda r: (
             f"{r['chosen']['first_stage']}, {r['chosen']['top_k']}, "
-            f"{r['chosen']['skip_margin']}, {r['chosen'].get('first_stage_weight', 0.0)}"),
+            f"{r['chosen']['skip_margin']}, {r['chosen'].get('first_stage_weight', 0.0)}"
+            + (", with context" if r["chosen"].get("context") else "")),
         "pipeline - best other row (paired 95% CI)": lambda r: (
             f"{r['paired_vs_best_other']['diff']:+.2f} [{r['paired_vs_best_other']['ci95'][0]}, "
             f"{r['paired_vs_best_other']['ci95'][1]}] vs {r['paired_vs_best_other']['other']}"),
@@ -515,6 +597,13 @@ def markdown_table(payload: dict) -> str:
             f"{100 * r['speed']['pipeline']['reranked_share']:.0f}%)"),
         "reranker training: rows, seconds": lambda r: (
             f"{r['reranker_training']['rows']}, {r['reranker_training']['seconds']}"),
+        "mentions/s with context (occurrences)": lambda r: (
+            f"{r['speed']['pipeline-context']['mentions_per_second']} (reranked "
+            f"{100 * r['speed']['pipeline-context']['reranked_share']:.0f}%)"),
+        "context - no context (paired 95% CI)": lambda r: (
+            f"{r['paired_context_vs_no_context']['diff']:+.2f} "
+            f"[{r['paired_context_vs_no_context']['ci95'][0]}, "
+            f"{r['paired_context_vs_no_context']['ci95'][1]}]"),
     }
     for title, f in extra.items():
         lines.append(f"| {title} | " + " | ".join(cell(n, f) for n in names) + " |")

@@ -85,7 +85,7 @@ def test_evaluate_with_reranker_adds_pipeline_metrics(trained, tiny_bert_path, d
     assert code == 0, err
     r = json.loads(results.read_text("utf-8"))["results"]["ncbi-disease"]
     assert r["pipeline"] == {"sparse": False, "reranker": str(trained / "reranker"),
-                             "num_candidates": None}
+                             "num_candidates": None, "contexts": False}
     assert {"acc@1", "acc@5", "strict_acc@1", "coverage"} <= set(r)
     assert r["coverage"] == 0.0  # the HPO toy dictionary holds no MeSH id
     assert out.splitlines()[2].startswith("ncbi-disease")
@@ -105,6 +105,27 @@ def test_train_reranker_from_a_benchmark(tiny_bert_path, data_dir, tmp_path, cap
     assert "training rows" in out
 
 
+def test_a_context_reranker_is_trained_and_evaluated_with_contexts(trained, data_dir,
+                                                                   tmp_path, capsys):
+    train = tmp_path / "train.tsv"
+    train.write_text("fits\tHP:0000001\tthe child had fits at night\n"
+                     "deafness\tHP:0000005\tdeafness since birth\n", encoding="utf-8")
+    code, out, err = run(["train-reranker", "--index", trained / "index", "--train", train,
+                          "--context", "--output", tmp_path / "r", "--max-length", "32",
+                          "--num-candidates", "4", "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    assert "Saved the reranker (" in out
+    config = json.loads((tmp_path / "r" / "reranker_config.json").read_text("utf-8"))
+    assert config["use_context"] is True
+    results = tmp_path / "results.json"
+    code, _, err = run(["evaluate", "--index", trained / "index", "--reranker", tmp_path / "r",
+                        "--benchmark", "ncbi-disease", "--data-dir", data_dir, "--limit", "5",
+                        "--output", results, "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    r = json.loads(results.read_text("utf-8"))["results"]["ncbi-disease"]
+    assert r["pipeline"]["contexts"] is True and r["queries"] == 5
+
+
 @pytest.mark.parametrize("argv, words", [
     (["link", "--reranker", "{tmp}/none", "fits"], ["--reranker", "no such reranker folder"]),
     (["link", "--num-candidates", "0", "fits"], ["--num-candidates", "got 0"]),
@@ -116,12 +137,16 @@ def test_train_reranker_from_a_benchmark(tiny_bert_path, data_dir, tmp_path, cap
     (["train-reranker", "--train", "{tmp}/bad.tsv", "--output", "{tmp}/out",
       "--first-stage-weight", "1.5"], ["--first-stage-weight", "in [0, 1]", "got 1.5"]),
     (["evaluate", "--reranker", "{tmp}/none", "--benchmark", "ncbi-disease"], ["--reranker"]),
+    (["train-reranker", "--train", "{tmp}/bad.tsv", "--output", "{tmp}/out", "--context"],
+     ["bad.tsv:1:", "mention<TAB>concept id<TAB>context", "third field"]),
+    (["train-reranker", "--benchmark", "bc5cdr-chemical", "--output", "{tmp}/out",
+      "--context"], ["--context", "no mention contexts", "ncbi-disease"]),
 ])
 def test_pipeline_option_errors(argv, words, trained, data_dir, tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text("fits\tHP:0000001\nonly a mention\n", encoding="utf-8")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     argv[1:1] = ["--index", str(trained / "index")]
-    if argv[0] == "evaluate":
+    if argv[0] == "evaluate" or "--benchmark" in argv:
         argv += ["--data-dir", str(data_dir)]
     code, _, err = run(argv, capsys)
     assert code == 2

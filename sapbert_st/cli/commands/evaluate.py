@@ -163,7 +163,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                  f"({bench.dictionary_note}); pass --dictionary CUI||name file")
             searched = index if index is not None else DictionaryIndex.build(
                 model, bench.dictionary, similarity=similarity, batch_size=args.batch_size)
-            evaluator = LinkerEvaluator(queries, linker=build_linker(searched, args),
+            linker = build_linker(searched, args)
+            contexts = _contexts(name, args, len(queries)) if getattr(
+                linker.reranker, "use_context", False) else None
+            evaluator = LinkerEvaluator(queries, linker=linker, contexts=contexts,
                                         batch_size=args.batch_size, name=name, write_csv=False)
             size = len(searched)
             note = dictionary_note if index is not None else bench.dictionary_note
@@ -185,7 +188,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "dictionary_note": note, "split": bench.split, "similarity": similarity}
         if pipeline:
             results[name]["pipeline"] = {"sparse": args.sparse, "reranker": args.reranker,
-                                         "num_candidates": args.num_candidates}
+                                         "num_candidates": args.num_candidates,
+                                         "contexts": contexts is not None}
         logger.info("%s: acc@1 %.4f acc@5 %.4f", name, metrics["acc@1"], metrics["acc@5"])
     rows = [["benchmark", "queries", "acc@1", "acc@5", "dictionary"]]
     for name, r in results.items():
@@ -199,3 +203,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         logger.info("Wrote %s", args.output)
     print(format_table(rows))
     return 0
+
+
+def _contexts(name: str, args: argparse.Namespace, count: int) -> list[str] | None:
+    """The benchmark's mention contexts for a reranker trained with them (None, with a
+    warning, for a benchmark without contexts: its mentions are then scored alone)."""
+    from sapbert_st.cli.sources import load_benchmark_queries
+
+    try:
+        queries = load_benchmark_queries(name, args.data_dir, args.split, True,
+                                         lowercase=args.lowercase)
+    except UsageError as exc:
+        logger.warning("The reranker reads contexts, but %s has none (%s); each mention is "
+                       "scored alone", name, exc)
+        return None
+    return list(queries["context"])[:count]

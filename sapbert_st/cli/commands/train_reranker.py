@@ -27,7 +27,12 @@ from sapbert_st.cli.models import (
     load_model,
     model_similarity,
 )
-from sapbert_st.cli.sources import check_benchmark_name, load_dictionary_source, spec_paths
+from sapbert_st.cli.sources import (
+    check_benchmark_name,
+    load_benchmark_queries,
+    load_dictionary_source,
+    spec_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,11 @@ def add_parser(sub) -> None:
             Training mentions: a benchmark's split (--benchmark NAME, --split, default
             train) or --train FILE: UTF-8 lines 'mention<TAB>concept id' (ids of a
             composite '|'-joined), no header.
+
+            --context: the reranker reads each mention's context after it ('mention ;
+            context'): the sentence around it for a benchmark that has one (NCBI,
+            BC5CDR-disease, COMETA), a third field 'mention<TAB>concept id<TAB>context'
+            in --train FILE. `evaluate --reranker` then passes the benchmark's contexts.
 
             --output is a plain CrossEncoder folder (CrossEncoder(path) loads it) with the
             cascade settings (--num-candidates, --skip-margin, --first-stage-weight) in
@@ -86,8 +96,11 @@ def add_parser(sub) -> None:
     p.add_argument("--first-stage-weight", type=float, default=0.0,
                    help="saved setting: final score = (1 - w) * reranker + w * first stage "
                         "(default 0: the reranker alone; choose w on a dev split)")
+    p.add_argument("--context", action="store_true",
+                   help="train on 'mention ; context' texts (see above); saved in the folder")
     p.add_argument("--max-length", type=int, default=64,
-                   help="token limit of a (mention, name) pair")
+                   help="token limit of a (mention, name) pair (with --context: 128 is "
+                        "typical)")
     p.add_argument("--limit", type=int, default=None,
                    help="train on the first N mentions only (quick checks)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -97,9 +110,12 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_train_reranker, max_seq_length=None)
 
 
-def read_mention_file(path: str) -> tuple[list[str], list[str]]:
-    """``mention<TAB>id`` lines; errors name the file and line."""
-    mentions, ids = [], []
+def read_mention_file(path: str, with_context: bool = False
+                      ) -> tuple[list[str], list[str], list[str] | None]:
+    """``mention<TAB>id`` lines (``mention<TAB>id<TAB>context`` with ``with_context``);
+    errors name the file and line."""
+    mentions, ids, contexts = [], [], []
+    layout = "mention<TAB>concept id" + ("<TAB>context" if with_context else "")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -108,14 +124,17 @@ def read_mention_file(path: str) -> tuple[list[str], list[str]]:
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-            raise UsageError(f"--train {path}:{lineno}: expected 'mention<TAB>concept id', "
+        if len(fields) != 2 + with_context or not all(f.strip() for f in fields):
+            hint = " (--context needs a third field)" if with_context and len(fields) == 2 else ""
+            raise UsageError(f"--train {path}:{lineno}: expected '{layout}'{hint}, "
                              f"got {line!r:.200}")
         mentions.append(fields[0].strip())
         ids.append(fields[1].strip())
+        if with_context:
+            contexts.append(fields[2].strip())
     if not mentions:
-        raise UsageError(f"--train {path}: no 'mention<TAB>concept id' lines")
-    return mentions, ids
+        raise UsageError(f"--train {path}: no '{layout}' lines")
+    return mentions, ids, contexts if with_context else None
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -166,17 +185,18 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
     output = check_output_folder(args.output, "--output", args.overwrite, protected,
                                  hint=OVERWRITE_HINT)
     if args.train is not None:
-        mentions, gold = read_mention_file(args.train)
+        mentions, gold, contexts = read_mention_file(args.train, args.context)
         source = args.train
     else:
-        from sapbert_st.data.benchmarks import load_benchmark
-
-        queries = load_benchmark(args.benchmark, args.data_dir, split=args.split).queries
+        queries = load_benchmark_queries(args.benchmark, args.data_dir, args.split,
+                                         args.context)
         mentions = list(queries["mention"])
         gold = ["|".join(cuis) for cuis in queries["cuis"]]
+        contexts = list(queries["context"]) if args.context else None
         source = f"{args.benchmark} {args.split}"
     if args.limit is not None:
         mentions, gold = mentions[:args.limit], gold[:args.limit]
+        contexts = contexts[:args.limit] if contexts is not None else None
 
     folder = None
     model_path, model_argument, hint = args.model, "--model", ""
@@ -210,7 +230,8 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
     args.reranker = None
     linker = build_linker(index, args)
     num_candidates = args.num_candidates or 20
-    rows = mine_reranker_examples(linker, mentions, gold, num_candidates=num_candidates,
+    rows = mine_reranker_examples(linker, mentions, gold, contexts=contexts,
+                                  num_candidates=num_candidates,
                                   num_negatives=args.num_negatives,
                                   max_positives=args.max_positives,
                                   batch_size=args.batch_size, seed=args.seed)
@@ -228,7 +249,8 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
                                  show_progress_bar=not args.quiet)
     logger.info("Reranker training: %s", metrics)
     reranker = CrossEncoderReranker(cross, top_k=num_candidates, skip_margin=args.skip_margin,
-                                    first_stage_weight=args.first_stage_weight)
+                                    first_stage_weight=args.first_stage_weight,
+                                    use_context=args.context)
     with staged_folder(output, "--output", args.overwrite, protected,
                        hint=OVERWRITE_HINT) as staged:
         reranker.save(staged)
