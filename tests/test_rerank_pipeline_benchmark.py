@@ -52,3 +52,57 @@ def test_askapatient_folds_train_a_reranker_each(tiny_bert_path, tmp_path, monke
             sum(f["rows"][key]["acc@1"] for f in report["folds"].values()) / 2, abs=1e-4)
     assert report["paired_vs_best_other"]["queries"] == 12  # both folds' test queries
     assert "_hits" not in report
+
+
+# term, general label, general id, example sentences (train, dev, test)
+COMETA_ROWS = [
+    ("sugar", "diabetes", "111", ["my sugar is high again", "checked my sugar today",
+                                  "sugar levels spiked"]),
+    ("sugar", "glucose", "222", ["I put sugar in my tea", "sugar in the coffee",
+                                 "no sugar in my tea"]),
+    ("bp", "hypertension", "333", ["my bp is 150/95", "bp meds again", "bp too high"]),
+    ("heart attack", "myocardial infarction", "444", ["dad had a heart attack",
+                                                      "a heart attack last year",
+                                                      "heart attack at 50"]),
+]
+
+
+def _write_cometa(folder) -> None:
+    from sapbert_st.data.cometa import COMETA_HEADER
+
+    split_dir = folder / "cometa" / "splits" / "stratified_general"
+    split_dir.mkdir(parents=True)
+    for s, split in enumerate(("train", "dev", "test")):
+        lines = ["\t".join(COMETA_HEADER)]
+        for i, (term, label, cui, examples) in enumerate(COMETA_ROWS):
+            lines.append(f"{i}\t{term}\t{label}\t{cui}\t{label}\t{cui}\t{examples[s]}\tr/x")
+        (split_dir / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_context_trains_both_rerankers_and_dev_chooses(tiny_bert_path, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_rerank_pipeline", REPO_ROOT / "benchmarks" / "rerank_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _write_cometa(tmp_path)
+    out = tmp_path / "rerank.json"
+    name = "cometa-stratified-general"
+    module.main(["--dataset", name, "--data-dir", str(tmp_path), "--quick", "--context",
+                 "--bi-encoder", str(tiny_bert_path), "--cross-encoder", str(tiny_bert_path),
+                 "--max-length", "16", "--context-max-length", "24", "--output", str(out)])
+    report = json.loads(out.read_text(encoding="utf-8"))["datasets"][name]
+    assert report["reranker_training"]["max_length"] == 16
+    assert report["reranker_training_context"]["max_length"] == 24
+    assert report["reranker_training_context"]["rows"] == report["reranker_training"]["rows"]
+    with_context = [g for g in report["dev_grid"] if g["context"]]
+    assert len(with_context) == len(report["dev_grid"]) // 2 > 0
+    # the pipeline row is the variant dev chose; both are scored on the 4 test queries
+    chosen = "pipeline-context" if report["chosen"]["context"] else "pipeline-no-context"
+    assert report["rows"]["pipeline"] == report["rows"][chosen]
+    assert report["paired_context_vs_no_context"]["queries"] == 4
+    assert report["paired_vs_best_other"]["other"] in {"dense-base", "sparse", "hybrid"}
+    # "sugar" occurs twice in test, in two sentences: linked once without context, twice with
+    assert report["speed"]["pipeline-no-context"]["mentions"] == 3
+    assert report["speed"]["pipeline-context"]["mentions"] == 4
