@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 #: uppercase letter, a digit or an opening bracket.
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.?!])\s+(?=[A-Z0-9(\[])")
 
+_LINE_BREAK = re.compile(r"\n\s*")
+
 #: What :func:`load_documents` accepts: a PubTator file, several, or documents by id.
 Documents = PathLike | Iterable[PathLike] | Mapping[str, PubTatorDocument]
 
@@ -47,6 +49,24 @@ def sentence_starts(document: PubTatorDocument) -> list[int]:
         starts.append(offset)
         starts += [offset + m.end() for m in SENTENCE_BOUNDARY.finditer(document.abstract)]
     return starts
+
+
+def text_sentence_starts(text: str) -> list[int]:
+    """The offsets where each sentence of a plain text starts: ``0``, after each
+    :data:`SENTENCE_BOUNDARY` and after each line break (a title line is a sentence)."""
+    starts = {0}
+    starts.update(m.end() for m in SENTENCE_BOUNDARY.finditer(text))
+    starts.update(m.end() for m in _LINE_BREAK.finditer(text))
+    return sorted(start for start in starts if start < len(text)) or [0]
+
+
+def span_sentence(text: str, start: int, end: int, starts: list[int]) -> str:
+    """The sentence(s) of ``text`` that ``[start, end)`` touches, stripped, given the
+    sentence ``starts`` (:func:`sentence_starts` or :func:`text_sentence_starts`)."""
+    first = bisect.bisect_right(starts, start) - 1
+    last = bisect.bisect_right(starts, end - 1)  # index of the sentence after the last one
+    stop = starts[last] if last < len(starts) else len(text)
+    return text[starts[max(first, 0)]:stop].strip()
 
 
 def mention_sentence(document: PubTatorDocument, start: int, end: int,
@@ -65,12 +85,8 @@ def mention_sentence(document: PubTatorDocument, start: int, end: int,
     if not 0 <= start < end <= len(text):
         raise ValueError(f"document {document.doc_id}: span {start}|{end} is not inside its "
                          f"text of {len(text)} characters (title + ' ' + abstract)")
-    if starts is None:
-        starts = sentence_starts(document)
-    first = bisect.bisect_right(starts, start) - 1
-    last = bisect.bisect_right(starts, end - 1)  # index of the sentence after the last one
-    stop = starts[last] if last < len(starts) else len(text)
-    return text[starts[first]:stop].strip()
+    return span_sentence(text, start, end,
+                         starts if starts is not None else sentence_starts(document))
 
 
 def load_documents(documents: Documents) -> dict[str, PubTatorDocument]:

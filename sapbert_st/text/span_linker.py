@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from sapbert_st.data.contexts import span_sentence, text_sentence_starts
 from sapbert_st.data.semantic_groups import expand_semantic_types
 from sapbert_st.linking.checks import check_positive_int
 from sapbert_st.linking.pipeline import LinkCandidate, Linker
@@ -137,6 +138,11 @@ class SpanLinker:
             normalised the same way) stays whole. Off by default: on the NCBI-disease and
             BC5CDR dev sets, where most coordinated spans carry one gold concept, it changed
             acc@1 by +0.13 and -0.17 (``benchmarks/README.md``).
+
+    Each distinct query is linked once per call, unless the linker's reranker reads
+    contexts (``use_context=True``): then each (query, sentence) is linked on its own, the
+    sentence around the span (:func:`~sapbert_st.data.contexts.text_sentence_starts`:
+    line breaks and ``.``/``?``/``!`` before a capital) passed to the reranker.
     """
 
     def __init__(self, linker: Linker, *, resolve_abbreviations: bool = True,
@@ -178,6 +184,16 @@ class SpanLinker:
     def _normalize(self, mention: str) -> str:
         return normalize_query(mention, self.lowercase, self.strip_punctuation) or mention
 
+    def _reads_context(self) -> bool:
+        return bool(getattr(self.linker.reranker, "use_context", False))
+
+    def _sentences(self, text: str, spans: list[tuple[int, int]]) -> list[str | None]:
+        """Per span, its sentence when the reranker reads contexts, else None."""
+        if not self._reads_context() or not spans:
+            return [None] * len(spans)
+        starts = text_sentence_starts(text)
+        return [span_sentence(text, start, end, starts) for start, end in spans]
+
     def link(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], k: int = 1,
              *, threshold: float | None = None, types: Sequence[str] | None = None,
              show_progress_bar: bool | None = False) -> list[list[LinkedSpan]]:
@@ -210,20 +226,25 @@ class SpanLinker:
                     raise ValueError(f"spans[{i}]: expected 0 <= start < end <= {len(text)}, "
                                      f"got ({start!r}, {end!r})")
                 checked.append((start, end))
-            per_text.append((text, checked, self.query_parts(text, checked)))
-        distinct = list(dict.fromkeys(q for _, _, queries in per_text for query, parts in queries
-                                      for q in [query, *parts]))
-        linked = self.linker.link(distinct, k=k, threshold=threshold, types=types,
-                                  batch_size=self.batch_size,
-                                  show_progress_bar=show_progress_bar) if distinct else []
+            per_text.append((text, checked, self.query_parts(text, checked),
+                             self._sentences(text, checked)))
+        # one link per distinct query (per (query, sentence) for a reranker reading contexts)
+        distinct = list(dict.fromkeys(
+            (q, sentence) for _, _, queries, sentences in per_text
+            for (query, parts), sentence in zip(queries, sentences)
+            for q in [query, *parts]))
+        linked = self.linker.link(
+            [q for q, _ in distinct], k=k, threshold=threshold, types=types,
+            contexts=[c for _, c in distinct] if self._reads_context() else None,
+            batch_size=self.batch_size, show_progress_bar=show_progress_bar) if distinct else []
         by_query = dict(zip(distinct, linked))
         out = []
-        for text, checked, queries in per_text:
+        for text, checked, queries, sentences in per_text:
             row = []
-            for (start, end), (query, parts) in zip(checked, queries):
-                whole = by_query[query]
+            for (start, end), (query, parts), sentence in zip(checked, queries, sentences):
+                whole = by_query[query, sentence]
                 if parts and not (whole and _same_name(whole[0].name, query)):
-                    linked_parts = [LinkedPart(p, _copy(by_query[p])) for p in parts]
+                    linked_parts = [LinkedPart(p, _copy(by_query[p, sentence])) for p in parts]
                     row.append(LinkedSpan(start, end, text[start:end], query,
                                           _copy(_interleave([p.candidates for p in linked_parts],
                                                             k)), linked_parts))
