@@ -105,6 +105,8 @@ def parse_args(argv=None):
                    help="AskAPatient 10-fold folder (dataset 'askapatient': the reranker is "
                         "trained on each fold's train file; mean over folds)")
     p.add_argument("--folds", type=int, default=None, help="AskAPatient: the first N folds")
+    p.add_argument("--finetune-only", action="store_true",
+                   help="stop after the first-stage rows (the fine-tuning curve); no reranker")
     p.add_argument("--save-first-stage", default=None, metavar="DIR",
                    help="save the (fine-tuned) first-stage bi-encoder to DIR, for --bi-encoder")
     p.add_argument("--bi-encoder", default=None,
@@ -422,6 +424,9 @@ def run_splits(name: str, splits: dict, args) -> dict:
     dev_first = {h: evaluate(dev_q, linker("dev", h), stage="candidates")[0]
                  for h in (False, True)}
     report["dev_first_stage"] = {("hybrid" if h else "dense"): m for h, m in dev_first.items()}
+    if args.finetune_only:
+        report.update(rows=rows, seconds=round(time.perf_counter() - t0, 1), _hits=hits)
+        return report
 
     # reranker training on the train split, mined by the hybrid first stage (its
     # candidates cover both stages'); with --context a second one reads the contexts
@@ -551,7 +556,7 @@ def run_splits(name: str, splits: dict, args) -> dict:
     return report
 
 
-ROW_TITLES = {"dense-base": "MiniLM mean pooling, cosine (dense)",
+ROW_TITLES = {"dense-base": "dense first stage: MiniLM mean pooling, cosine (or --bi-encoder)",
               "dense-ft": "MiniLM mean, fine-tuned on train (best dev state)",
               "sparse": "TF-IDF char 3-grams (SparseIndex)",
               "hybrid": "dense + sparse (HybridFusion defaults)",
@@ -631,8 +636,8 @@ def main(argv=None):
         payload["datasets"][name] = report
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        logger.info("%s: %s", name, json.dumps({k: report[k] for k in ("rows", "chosen",
-                                                                        "speed")}))
+        logger.info("%s: %s", name, json.dumps({k: report.get(k) for k in (
+            "rows", "chosen", "speed")}))
     print(markdown_table(payload))
     return payload
 
