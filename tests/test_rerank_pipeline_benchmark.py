@@ -29,13 +29,19 @@ def _write_folds(folder, folds: int = 2) -> None:
                                                                      encoding="utf-8")
 
 
-@pytest.mark.slow
-def test_askapatient_folds_train_a_reranker_each(tiny_bert_path, tmp_path, monkeypatch):
+def _benchmark(monkeypatch):
+    """benchmarks/rerank_pipeline.py as a module (its sibling scripts importable)."""
     monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(
         "benchmark_rerank_pipeline", REPO_ROOT / "benchmarks" / "rerank_pipeline.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_askapatient_folds_train_a_reranker_each(tiny_bert_path, tmp_path, monkeypatch):
+    module = _benchmark(monkeypatch)
     _write_folds(tmp_path / "aap")
     out = tmp_path / "rerank.json"
     module.main(["--dataset", "askapatient", "--askapatient-dir", str(tmp_path / "aap"),
@@ -81,11 +87,7 @@ def _write_cometa(folder) -> None:
 
 @pytest.mark.slow
 def test_context_trains_both_rerankers_and_dev_chooses(tiny_bert_path, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_rerank_pipeline", REPO_ROOT / "benchmarks" / "rerank_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark(monkeypatch)
     _write_cometa(tmp_path)
     out = tmp_path / "rerank.json"
     name = "cometa-stratified-general"
