@@ -431,15 +431,16 @@ def run_splits(name: str, splits: dict, args) -> dict:
     # reranker training on the train split, mined by the hybrid first stage (its
     # candidates cover both stages'); with --context a second one reads the contexts
     train_q = splits["train"].queries
-    has_context = "context" in train_q.column_names
+    train_contexts = (train_q["context"] if "context" in train_q.column_names
+                      else [None] * len(train_q))
     seen, mentions, gold, contexts = set(), [], [], []
-    for i, (mention, cuis) in enumerate(zip(train_q["mention"], train_q["cuis"])):
+    for mention, cuis, context in zip(train_q["mention"], train_q["cuis"], train_contexts):
         key = (mention, "|".join(cuis))
         if key not in seen:  # the first occurrence's context
             seen.add(key)
             mentions.append(key[0])
             gold.append(key[1])
-            contexts.append(train_q[i]["context"] if has_context else None)
+            contexts.append(context)
     limit = args.max_train_mentions or (30 if args.quick else None)
     if limit:
         rng = np.random.default_rng(args.seed)

@@ -52,9 +52,10 @@ def load_reranker(args: argparse.Namespace):
         raise UsageError(f"--reranker {args.reranker}: {exc}") from exc
 
 
-def build_linker(index, args: argparse.Namespace):
+def build_linker(index, args: argparse.Namespace, reranker=None):
     """A :class:`~sapbert_st.linking.Linker` over ``index`` with the sparse stage and the
-    reranker the options ask for."""
+    reranker the options ask for (``reranker``: the ``--reranker`` already loaded by
+    :func:`load_reranker`, else it is loaded here)."""
     from sapbert_st.linking import Linker
 
     sparse = None
@@ -62,6 +63,7 @@ def build_linker(index, args: argparse.Namespace):
         from sapbert_st.linking.sparse import SparseIndex
 
         sparse = SparseIndex.build(index.names, index.ids)
-    reranker = load_reranker(args)
+    if reranker is None:
+        reranker = load_reranker(args)
     num_candidates = args.num_candidates or (reranker.top_k if reranker is not None else 20)
     return Linker(index, sparse=sparse, reranker=reranker, num_candidates=num_candidates)

@@ -225,20 +225,15 @@ def load_dictionary_source(spec: str, args: argparse.Namespace, argument: str = 
     return load_biosyn_dictionary(spec, lowercase=case_option(args))
 
 
-def load_benchmark_queries(name: str, data_dir, split: str, with_context: bool = False,
-                           lowercase: bool | None = None):
+def load_benchmark_queries(name: str, data_dir, split: str, with_context: bool = False):
     """A benchmark split's queries (with a ``context`` column when ``with_context``); a
     benchmark without contexts is a ``--context`` usage error."""
-    from sapbert_st.data.benchmarks import load_benchmark
+    from sapbert_st.data.benchmarks import CONTEXT_NOTE, has_contexts, load_benchmark
 
+    if with_context and not has_contexts(name):
+        raise UsageError(f"--context: {name} has no mention contexts; {CONTEXT_NOTE}")
     options = {"with_context": True} if with_context else {}
-    try:
-        return load_benchmark(name, data_dir, split=split, lowercase=lowercase,
-                              **options).queries
-    except ValueError as exc:
-        if with_context and "with_context" in str(exc):
-            raise UsageError(f"--context: {exc}") from exc
-        raise
+    return load_benchmark(name, data_dir, split=split, **options).queries
 
 
 def spec_paths(spec: str, args: argparse.Namespace) -> list[str]:

@@ -102,6 +102,20 @@ RAW_DOCUMENTS = {
 CONTEXT_NOTE = ("benchmarks with contexts: ncbi-disease and bc5cdr-disease (the sentence of the "
                 "raw PubTator document), cometa-* (the Example column)")
 
+
+
+def _allowed_options(name: str) -> set[str]:
+    """The ``load_benchmark`` options a benchmark accepts."""
+    if name.startswith("cometa-"):
+        return _COMETA_OPTIONS
+    return _XL_BEL_OPTIONS if name.startswith("xl-bel-") else _OPTIONS[name]
+
+
+def has_contexts(name: str) -> bool:
+    """Whether ``load_benchmark(name, ..., with_context=True)`` gives mention contexts."""
+    return name in BENCHMARK_NAMES and "with_context" in _allowed_options(name)
+
+
 MESH_DICTIONARY = "synonym_sources/mesh_descriptors_2020_id_label_synonyms.tsv.gz"
 MESH_NOTE = ("MeSH 2020 descriptors (approximate; not the CTD chemical dictionary: "
              "no supplementary C... records)")
@@ -296,8 +310,7 @@ def load_benchmark(
     if lowercase is None:
         lowercase = not xl_bel
     check_lowercase(lowercase)
-    allowed = (_COMETA_OPTIONS if name.startswith("cometa-") else _XL_BEL_OPTIONS if xl_bel
-               else _OPTIONS[name])
+    allowed = _allowed_options(name)
     if "with_context" in options:
         if not isinstance(options["with_context"], bool):
             raise TypeError(f"with_context: expected True or False, got "

@@ -20,7 +20,12 @@ from sapbert_st.cli.arguments import (
     dedent,
 )
 from sapbert_st.cli.errors import UsageError
-from sapbert_st.cli.linker_options import add_linker_options, build_linker, check_linker_options
+from sapbert_st.cli.linker_options import (
+    add_linker_options,
+    build_linker,
+    check_linker_options,
+    load_reranker,
+)
 from sapbert_st.cli.models import (
     check_index_similarity,
     index_model_source,
@@ -147,10 +152,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         similarity = model_similarity(model, args, model_argument)
     logger.info("Ranking names by %s similarity", similarity)
+    from sapbert_st.data.benchmarks import has_contexts
+
+    reranker = load_reranker(args)  # once for every benchmark
+    reads_context = getattr(reranker, "use_context", False)
     results: dict[str, Any] = {}
     for name in args.benchmark:
+        with_context = reads_context and has_contexts(name)
+        if reads_context and not with_context:
+            logger.warning("The reranker reads contexts, but %s has none; each mention is "
+                           "scored alone", name)
         bench = load_benchmark(name, args.data_dir, split=args.split,
-                               dictionary_path=args.dictionary, lowercase=args.lowercase)
+                               dictionary_path=args.dictionary, lowercase=args.lowercase,
+                               **({"with_context": True} if with_context else {}))
         queries = bench.queries
         if args.limit is not None and args.limit < len(queries):
             queries = queries.select(range(args.limit))
@@ -163,10 +177,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                  f"({bench.dictionary_note}); pass --dictionary CUI||name file")
             searched = index if index is not None else DictionaryIndex.build(
                 model, bench.dictionary, similarity=similarity, batch_size=args.batch_size)
-            linker = build_linker(searched, args)
-            contexts = _contexts(name, args, len(queries)) if getattr(
-                linker.reranker, "use_context", False) else None
-            evaluator = LinkerEvaluator(queries, linker=linker, contexts=contexts,
+            contexts = list(queries["context"]) if with_context else None
+            evaluator = LinkerEvaluator(queries, linker=build_linker(searched, args, reranker),
+                                        contexts=contexts,
                                         batch_size=args.batch_size, name=name, write_csv=False)
             size = len(searched)
             note = dictionary_note if index is not None else bench.dictionary_note
@@ -203,18 +216,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         logger.info("Wrote %s", args.output)
     print(format_table(rows))
     return 0
-
-
-def _contexts(name: str, args: argparse.Namespace, count: int) -> list[str] | None:
-    """The benchmark's mention contexts for a reranker trained with them (None, with a
-    warning, for a benchmark without contexts: its mentions are then scored alone)."""
-    from sapbert_st.cli.sources import load_benchmark_queries
-
-    try:
-        queries = load_benchmark_queries(name, args.data_dir, args.split, True,
-                                         lowercase=args.lowercase)
-    except UsageError as exc:
-        logger.warning("The reranker reads contexts, but %s has none (%s); each mention is "
-                       "scored alone", name, exc)
-        return None
-    return list(queries["context"])[:count]
