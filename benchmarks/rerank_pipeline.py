@@ -101,6 +101,9 @@ def parse_args(argv=None):
     p.add_argument("--finetune-lr", type=float, default=2e-5)
     p.add_argument("--finetune-patience", type=int, default=1,
                    help="rounds without a new best dev acc@1 before fine-tuning stops")
+    p.add_argument("--finetune-start-steps", type=int, default=0,
+                   help="steps the --bi-encoder was already fine-tuned for: the curve counts on "
+                        "from there and each round's batch seed follows on (no batch order replayed)")
     p.add_argument("--askapatient-dir", default=None,
                    help="AskAPatient 10-fold folder (dataset 'askapatient': the reranker is "
                         "trained on each fold's train file; mean over folds)")
@@ -204,7 +207,8 @@ def finetune(model, splits, index_of, args, budget_s: float):
     pairs = build_finetune_pairs(splits["train"].queries, splits["train"].dictionary)
     curve, best = [], None
     start = time.perf_counter()
-    steps = 0
+    steps = args.finetune_start_steps
+    rounds_before = steps // args.finetune_round_steps
     while True:
         dev, _ = evaluate(splits["dev"].queries, Linker(index_of(model, "dev")))
         curve.append({"steps": steps, "dev_acc@1": dev["acc@1"],
@@ -221,12 +225,12 @@ def finetune(model, splits, index_of, args, budget_s: float):
         with _quiet():
             train_sapbert(model, pairs, max_steps=args.finetune_round_steps,
                           batch_size=args.finetune_batch_size, learning_rate=args.finetune_lr,
-                          seed=args.seed + len(curve), disable_tqdm=True, logging_steps=1000)
+                          seed=args.seed + rounds_before + len(curve), disable_tqdm=True, logging_steps=1000)
         steps += args.finetune_round_steps
     model.load_state_dict(best[2])
     return {"pairs": len(pairs), "batch_size": args.finetune_batch_size,
             "lr": args.finetune_lr, "patience": args.finetune_patience, "curve": curve,
-            "best_steps": best[1],
+            "start_steps": args.finetune_start_steps, "best_steps": best[1],
             "best_dev_acc@1": best[0], "seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -4,7 +4,8 @@ Endpoints:
 
 ============  ==========================================================================
 ``GET /``         a search page (no external assets; works offline)
-``POST /link``    ``{"mentions": [...], "k": 5, "threshold": null, "types": null}`` ->
+``POST /link``    ``{"mentions": [...], "k": 5, "threshold": null, "types": null,
+                  "contexts": null}`` ->
                   ``{"results": [{"mention", "candidates": [{"concept_id",
                   "canonical_name", "name", "score", "stage_scores", "types"}]}]}``
 ``POST /annotate``  ``{"text": "..."}`` or ``{"texts": [...]}`` -> spans with concept ids
@@ -15,7 +16,9 @@ Endpoints:
 
 Every request is linked by :meth:`Linker.link` itself, so a service over a linker with
 sparse candidates or a reranker returns their stage scores too, and ``/link`` returns what
-``linker.link(mentions, k, threshold=..., types=...)`` returns for the same mentions.
+``linker.link(mentions, k, threshold=..., types=..., contexts=...)`` returns for the same
+mentions (``contexts``: per mention, e.g. its sentence, read by a reranker trained with
+context).
 Concurrent requests are micro-batched (:class:`~sapbert_st.serve.batcher.MicroBatcher`).
 Errors are JSON ``{"detail", "field", "limit", "got"}`` (:mod:`sapbert_st.serve.limits`).
 """
@@ -47,6 +50,7 @@ from sapbert_st.serve.health import resident_memory_mb, service_info
 from sapbert_st.serve.limits import (
     RequestError,
     ServeLimits,
+    check_contexts,
     check_k,
     check_strings,
     check_types,
@@ -117,9 +121,12 @@ def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits |
     def run(key: tuple, items: list) -> list:  # in the batcher's worker thread
         kind, k, threshold, types = key
         types = list(types) if types is not None else None
-        if kind == "link":
-            rows = linker.link(items, k=k, threshold=threshold, types=types,
-                               show_progress_bar=False)
+        if kind == "link":  # items: (mention, context or None)
+            mentions = [mention for mention, _ in items]
+            contexts = [context for _, context in items]
+            rows = linker.link(mentions, k=k, threshold=threshold, types=types,
+                               contexts=contexts if any(c is not None for c in contexts)
+                               else None, show_progress_bar=False)
             return [[candidate.to_dict() for candidate in row] for row in rows]
         return annotator.annotate(items, k=k, threshold=threshold, types=types)
 
@@ -188,8 +195,10 @@ def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits |
         query = validate(LinkRequest, parse_json_body(await request.body()))
         check_strings(query.mentions, "mentions", "mention", limits.max_mentions,
                       limits.max_mention_chars)
+        check_contexts(query.contexts, len(query.mentions), limits)
         key = _key("link", query, limits, linker)
-        rows = await batcher.submit(key, query.mentions)
+        contexts = query.contexts or [None] * len(query.mentions)
+        rows = await batcher.submit(key, list(zip(query.mentions, contexts)))
         return JSONResponse({"results": [{"mention": mention, "candidates": row}
                                          for mention, row in zip(query.mentions, rows)]})
 

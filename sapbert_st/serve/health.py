@@ -55,6 +55,7 @@ def service_info(linker: Linker, annotate: bool) -> dict[str, Any]:
                   "dtype": index.config.get("dtype"), "fingerprint": digest.hexdigest()},
         "kb": {"concepts": len(linker.kb)} if linker.kb is not None else None,
         "stages": linker_stages(linker),
+        "reranker_reads_context": bool(getattr(linker.reranker, "use_context", False)),
         "threshold": linker.threshold,
         "annotate": annotate,
         "versions": versions(),

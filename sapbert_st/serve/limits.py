@@ -8,7 +8,8 @@ the encoder, with a JSON body that names the field, the limit and what was sent:
 
 413 (Payload Too Large) is for sizes (body bytes, mentions or texts per request, characters
 per mention or text, types per request); 422 (Unprocessable Content) for values out of
-range (``k`` above ``max_k``, a blank mention). Nothing from a request is executed or used
+range (``k`` above ``max_k``, a blank mention, contexts that do not pair with the
+mentions). Nothing from a request is executed or used
 as a path: mentions and texts are only encoded, types only compared with the kb's.
 """
 
@@ -29,7 +30,7 @@ class ServeLimits:
             (``max_seq_length``), so longer mentions are truncated by the encoder anyway.
         max_k: Candidates per mention.
         max_texts: Texts per ``POST /annotate`` request.
-        max_text_chars: Characters per text.
+        max_text_chars: Characters per text, and per mention context of ``POST /link``.
         max_types: Semantic types in a ``types`` filter.
         max_body_bytes: Bytes of a request body (1 MiB); checked against ``Content-Length``
             before reading and while reading a chunked body.
@@ -106,6 +107,26 @@ def check_strings(values: Sequence[str], field: str, noun: str, max_count: int,
         if not value.strip():
             raise RequestError(422, where, f"expected a non-blank {noun}, got "
                                f"{value!r}")
+
+
+def check_contexts(contexts: Sequence[str | None] | None, mentions: int,
+                   limits: ServeLimits) -> None:
+    """One context (a string of at most ``max_text_chars``, or None) per mention."""
+    if contexts is None:
+        return
+    if len(contexts) != mentions:
+        raise RequestError(422, "contexts", f"expected one context (or null) per mention, "
+                           f"{mentions}, got {len(contexts)}", got=len(contexts))
+    for i, context in enumerate(contexts):
+        if context is None:
+            continue
+        if len(context) > limits.max_text_chars:
+            raise RequestError(413, f"contexts[{i}]", f"{len(context)} characters, more than "
+                               f"the limit of {limits.max_text_chars} per context",
+                               limit=limits.max_text_chars, got=len(context))
+        if not context.strip():
+            raise RequestError(422, f"contexts[{i}]", f"expected a non-blank context or "
+                               f"null, got {context!r}")
 
 
 def check_k(k: int, limits: ServeLimits) -> None:

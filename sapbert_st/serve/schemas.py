@@ -30,6 +30,10 @@ class LinkRequest(BaseModel):
         "Default: the linker's own (none unless the linker folder sets one)."))
     types: list[str] | None = Field(None, description=(
         "Keep only concepts with at least one of these semantic types (needs a kb)."))
+    contexts: list[str | None] | None = Field(None, description=(
+        "Per mention, its context (e.g. the sentence it occurs in) or null; as many as "
+        "'mentions'. Only a reranker trained with context reads it (/health: "
+        "'reranker_reads_context')."))
 
 
 class AnnotateRequest(BaseModel):

@@ -27,7 +27,7 @@ _LIMIT_OPTIONS = (("--max-mentions", "max_mentions", "mentions per /link request
                   ("--max-mention-chars", "max_mention_chars", "characters per mention"),
                   ("--max-k", "max_k", "candidates per mention (k)"),
                   ("--max-texts", "max_texts", "texts per /annotate request"),
-                  ("--max-text-chars", "max_text_chars", "characters per text"),
+                  ("--max-text-chars", "max_text_chars", "characters per text (and per /link context)"),
                   ("--max-body-bytes", "max_body_bytes", "bytes per request body"))
 
 
