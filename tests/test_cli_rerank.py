@@ -105,25 +105,61 @@ def test_train_reranker_from_a_benchmark(tiny_bert_path, data_dir, tmp_path, cap
     assert "training rows" in out
 
 
-def test_a_context_reranker_is_trained_and_evaluated_with_contexts(trained, data_dir,
-                                                                   tmp_path, capsys):
-    train = tmp_path / "train.tsv"
+@pytest.fixture(scope="module")
+def context_reranker(trained):
+    """A reranker trained with contexts (a third --train field) over the `trained` index."""
+    train = trained / "train_context.tsv"
     train.write_text("fits\tHP:0000001\tthe child had fits at night\n"
                      "deafness\tHP:0000005\tdeafness since birth\n", encoding="utf-8")
-    code, out, err = run(["train-reranker", "--index", trained / "index", "--train", train,
-                          "--context", "--output", tmp_path / "r", "--max-length", "32",
-                          "--num-candidates", "4", "--device", "cpu", "-q"], capsys)
-    assert code == 0, err
-    assert "Saved the reranker (" in out
-    config = json.loads((tmp_path / "r" / "reranker_config.json").read_text("utf-8"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train-reranker", "--index", str(trained / "index"), "--train", str(train),
+                     "--context", "--output", str(trained / "context_reranker"),
+                     "--max-length", "32", "--num-candidates", "4", "--device", "cpu",
+                     "-q"]) == 0
+    assert "Saved the reranker (" in out.getvalue()
+    return trained / "context_reranker"
+
+
+def test_a_context_reranker_is_trained_and_evaluated_with_contexts(trained, context_reranker,
+                                                                   data_dir, tmp_path, capsys):
+    config = json.loads((context_reranker / "reranker_config.json").read_text("utf-8"))
     assert config["use_context"] is True
     results = tmp_path / "results.json"
-    code, _, err = run(["evaluate", "--index", trained / "index", "--reranker", tmp_path / "r",
+    code, _, err = run(["evaluate", "--index", trained / "index", "--reranker", context_reranker,
                         "--benchmark", "ncbi-disease", "--data-dir", data_dir, "--limit", "5",
                         "--output", results, "--device", "cpu", "-q"], capsys)
     assert code == 0, err
     r = json.loads(results.read_text("utf-8"))["results"]["ncbi-disease"]
     assert r["pipeline"]["contexts"] is True and r["queries"] == 5
+
+
+def test_link_with_context_gives_each_mention_its_context(trained, context_reranker,
+                                                          tiny_bert_path, tmp_path, capsys):
+    from sapbert_st import load_sapbert
+    from sapbert_st.linking import CrossEncoderReranker, DictionaryIndex, Linker
+
+    mentions = ["fits", "fits", "deafness"]
+    contexts = ["the child had fits at night", None, "deafness since birth"]
+    lines = "fits\tthe child had fits at night\nfits\n\ndeafness\tdeafness since birth\n"
+    (tmp_path / "in.tsv").write_text(lines, encoding="utf-8")
+    code, out, err = run(["link", "--index", trained / "index", "--reranker", context_reranker,
+                          "--context", "--input", tmp_path / "in.tsv", "-k", "2",
+                          "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    rows = parse_tsv(out)
+    index = DictionaryIndex.load(trained / "index",
+                                 model=load_sapbert(tiny_bert_path, device="cpu"))
+    linker = Linker(index, reranker=CrossEncoderReranker.load(context_reranker, device="cpu"),
+                    num_candidates=4)
+    expected = linker.link(mentions, k=2, contexts=contexts)
+    assert [(r["mention"], r["cui"]) for r in rows] == [
+        (m, c.concept_id) for m, row in zip(mentions, expected) for c in row]
+    assert [r["score"] for r in rows] == pytest.approx(
+        [round(c.score, 4) for row in expected for c in row], abs=1e-4)
+    # the contexts changed the scores: without them the first row would differ
+    plain = linker.link(mentions, k=2)
+    assert [c.score for c in plain[0]] != pytest.approx([c.score for c in expected[0]])
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -141,10 +177,16 @@ def test_a_context_reranker_is_trained_and_evaluated_with_contexts(trained, data
      ["bad.tsv:1:", "mention<TAB>concept id<TAB>context", "third field"]),
     (["train-reranker", "--benchmark", "bc5cdr-chemical", "--output", "{tmp}/out",
       "--context"], ["--context", "no mention contexts", "ncbi-disease"]),
+    (["link", "--context", "fits"], ["--context", "pass --reranker"]),
+    (["link", "--context", "--reranker", "{trained}/reranker", "fits"],
+     ["--context", "trained without context"]),
+    (["link", "--context", "--reranker", "{trained}/reranker", "--input", "{tmp}/ctx.tsv"],
+     ["ctx.tsv:2:", "a context without a mention", "mention<TAB>context"]),
 ])
 def test_pipeline_option_errors(argv, words, trained, data_dir, tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text("fits\tHP:0000001\nonly a mention\n", encoding="utf-8")
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "ctx.tsv").write_text("fits\ta sentence\n\tno mention here\n", encoding="utf-8")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained)) for a in argv]
     argv[1:1] = ["--index", str(trained / "index")]
     if argv[0] == "evaluate" or "--benchmark" in argv:
         argv += ["--data-dir", str(data_dir)]

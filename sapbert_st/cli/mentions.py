@@ -6,7 +6,7 @@ strictly as UTF-8 by the one line reader every loader uses
 a mention with U+2028, U+0085 or a form feed in it stays one mention (``str.splitlines``
 would cut it), and bytes that are not UTF-8 are an error naming the line: ``stdin, line
 3: ...`` or ``mentions.txt:3: ...``. Leading and trailing whitespace is stripped; blank
-lines are skipped.
+lines are skipped. ``link --context`` reads ``mention<TAB>context`` lines instead.
 
 :func:`mention_chunks` yields the mentions :data:`CHUNK_SIZE` at a time, reading no further
 than the chunk it hands out, so ``link`` holds one chunk in memory however long the input
@@ -68,15 +68,31 @@ def _file_lines(path: Path) -> Iterator[str]:
         yield line
 
 
-def _chunks(lines: Iterable[str], where: str, chunk_size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def _line_label(where: str, number: int) -> str:
+    """``mentions.txt:3``, ``stdin, line 3`` or ``argument 3``."""
+    if where == "argument":
+        return f"argument {number}"
+    return f"stdin, line {number}" if where == "stdin" else f"{where}:{number}"
+
+
+def _chunks(lines: Iterable[str], where: str, chunk_size: int,
+            with_context: bool = False) -> Iterator[list]:
+    chunk: list = []
     found = skipped = 0
-    for line in lines:
-        mention = line.strip()
+    for number, line in enumerate(lines, start=1):
+        if with_context:
+            mention, _, context = line.partition("\t")
+            mention, context = mention.strip(), context.strip() or None
+            if not mention and context is not None:
+                raise UsageError(f"{_line_label(where, number)}: a context without a mention; "
+                                 f"expected 'mention<TAB>context'")
+            item = (mention, context)
+        else:
+            mention = item = line.strip()
         if not mention:
             skipped += 1
             continue
-        chunk.append(mention)
+        chunk.append(item)
         if len(chunk) == chunk_size:
             found += len(chunk)
             yield chunk
@@ -91,9 +107,11 @@ def _chunks(lines: Iterable[str], where: str, chunk_size: int) -> Iterator[list[
 
 
 def mention_chunks(args: argparse.Namespace,
-                   chunk_size: int | None = None) -> Iterator[list[str]]:
+                   chunk_size: int | None = None) -> Iterator[list]:
     """The non-blank, stripped mentions of ``args.mentions``, ``args.input`` or stdin, in
-    lists of ``chunk_size`` (default :data:`CHUNK_SIZE`; the last one shorter).
+    lists of ``chunk_size`` (default :data:`CHUNK_SIZE`; the last one shorter). With
+    ``args.context`` each item is ``(mention, context or None)``, split at a line's first
+    tab (a line without a tab has no context).
 
     The arguments are checked now; the input is read as the chunks are taken. Taking the
     first chunk raises ``mentions: none found in ...`` for an input without mentions; a
@@ -103,14 +121,15 @@ def mention_chunks(args: argparse.Namespace,
         raise UsageError("mentions: give them as arguments or with --input, not both")
     if chunk_size is None:
         chunk_size = CHUNK_SIZE
+    with_context = bool(getattr(args, "context", False))
     if args.mentions:
-        return _chunks(args.mentions, "argument", chunk_size)
+        return _chunks(args.mentions, "argument", chunk_size, with_context)
     if args.input and args.input != "-":
         path = Path(args.input)
         if not path.is_file():
             what = "a folder, not a file" if path.is_dir() else "file not found"
             raise UsageError(f"--input: {what}: {path}")
-        return _chunks(_file_lines(path), str(path), chunk_size)
+        return _chunks(_file_lines(path), str(path), chunk_size, with_context)
     if args.input is None and (sys.stdin is None or sys.stdin.isatty()):
         raise UsageError("mentions: give them as arguments, with --input FILE, or on stdin")
-    return _chunks(_stdin_lines(), "stdin", chunk_size)
+    return _chunks(_stdin_lines(), "stdin", chunk_size, with_context)

@@ -19,7 +19,12 @@ from sapbert_st.cli.arguments import (
 )
 from sapbert_st.cli.errors import UsageError
 from sapbert_st.cli.link_formats import LINK_FORMATS, LinkWriter
-from sapbert_st.cli.linker_options import add_linker_options, build_linker, check_linker_options
+from sapbert_st.cli.linker_options import (
+    add_linker_options,
+    build_linker,
+    check_linker_options,
+    load_reranker,
+)
 from sapbert_st.cli.mentions import mention_chunks
 from sapbert_st.cli.models import (
     check_index_similarity,
@@ -47,14 +52,20 @@ def add_parser(sub) -> None:
             Output on stdout: TSV with a header (mention, rank, cui, name, score), a JSON
             array, or JSON lines. TSV fields are escaped as in PostgreSQL's text format: a
             backslash, tab, newline or carriage return inside a mention, id or name is
-            written as \\\\, \\t, \\n or \\r, so every row has exactly five fields."""),
+            written as \\\\, \\t, \\n or \\r, so every row has exactly five fields.
+
+            --context: each line (or argument) is 'mention<TAB>context', the context being
+            e.g. the sentence the mention occurs in (a line without a tab has none); it
+            goes to a --reranker trained with context (`train-reranker --context`)."""),
         epilog=dedent("""
             examples:
               sapbert-st link --index hpo-index "heart attack" "fits"
               sapbert-st link --index hpo-index --input mentions.txt --format json > links.json
               cat mentions.txt | sapbert-st link --index hpo-index -k 1
               sapbert-st link --model sapbert-hpo --dictionary hpo "loss of hearing"
-              sapbert-st link --index ncbi-index --sparse --reranker ncbi-reranker "fits\""""),
+              sapbert-st link --index ncbi-index --sparse --reranker ncbi-reranker "fits"
+              sapbert-st link --index ncbi-index --reranker context-reranker --context \\
+                  --input mentions_and_sentences.tsv"""),
     )
     p.add_argument("mentions", nargs="*", help="mentions to link")
     p.add_argument("--input", default=None, help="file with one mention per line ('-': stdin)")
@@ -65,6 +76,8 @@ def add_parser(sub) -> None:
                    help="without --index: a dictionary to index on the fly (as in `index`)")
     p.add_argument("--data-dir", default=os.environ.get("SAPBERT_ST_DATA"),
                    help="benchmark data folder (for --dictionary benchmark:NAME)")
+    p.add_argument("--context", action="store_true",
+                   help="read 'mention<TAB>context' lines for a --reranker trained with context")
     p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="candidates per mention")
     p.add_argument("--format", choices=LINK_FORMATS, default="tsv",
                    help="output format")
@@ -86,6 +99,9 @@ def cmd_link(args: argparse.Namespace) -> int:
         raise UsageError("--index: required, or both --model and --dictionary")
     check_common_options(args)
     check_linker_options(args)
+    if args.context and args.reranker is None:
+        raise UsageError("--context: only a reranker reads contexts; pass --reranker, a "
+                         "folder from `sapbert-st train-reranker --context`")
     folder = None
     model_path, model_argument, hint = args.model, "--model", ""
     if args.index is not None:
@@ -102,6 +118,11 @@ def cmd_link(args: argparse.Namespace) -> int:
         args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH
     chunks = mention_chunks(args)
     first = next(chunks)  # an empty input or a bad first line fails before the model loads
+    reranker = load_reranker(args)
+    if args.context and not reranker.use_context:
+        raise UsageError(f"--context: the --reranker {args.reranker} was trained without "
+                         f"context and would ignore it; train one with `sapbert-st "
+                         f"train-reranker --context`, or leave out --context")
     model = load_model(model_path, args, model_argument, hint)
     if folder is not None:
         index = load_index(folder, model)
@@ -111,7 +132,7 @@ def cmd_link(args: argparse.Namespace) -> int:
         dictionary = load_dictionary_source(args.dictionary, args)
         index = DictionaryIndex.build(model, dictionary, similarity=similarity,
                                       batch_size=args.batch_size)
-    _link_chunks(build_linker(index, args), itertools.chain([first], chunks), args)
+    _link_chunks(build_linker(index, args, reranker), itertools.chain([first], chunks), args)
     return 0
 
 
@@ -127,10 +148,13 @@ def _link_chunks(linker, chunks: Iterable[list[str]], args: argparse.Namespace) 
     with tqdm(desc="Linking", unit=" mentions", file=sys.stderr,
               disable=not resolve_show_progress_bar(None)) as bar:
         for mentions in chunks:
+            contexts = None
+            if args.context:
+                mentions, contexts = [m for m, _ in mentions], [c for _, c in mentions]
             queries = (mentions if args.lowercase is None
                        else [normalize_name(m, args.lowercase) for m in mentions])
-            links = linker.link(queries, k=args.k, batch_size=args.batch_size,
-                                show_progress_bar=False)
+            links = linker.link(queries, k=args.k, contexts=contexts,
+                                batch_size=args.batch_size, show_progress_bar=False)
             hits = [[{"cui": c.concept_id, "name": c.name, "score": c.score} for c in row]
                     for row in links]
             writer.write(mentions, hits)
