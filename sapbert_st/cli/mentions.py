@@ -121,7 +121,7 @@ def mention_chunks(args: argparse.Namespace,
         raise UsageError("mentions: give them as arguments or with --input, not both")
     if chunk_size is None:
         chunk_size = CHUNK_SIZE
-    with_context = bool(getattr(args, "context", False))
+    with_context = args.context
     if args.mentions:
         return _chunks(args.mentions, "argument", chunk_size, with_context)
     if args.input and args.input != "-":

@@ -125,8 +125,7 @@ def create_app(linker: Linker, *, annotator: Any = "auto", limits: ServeLimits |
             mentions = [mention for mention, _ in items]
             contexts = [context for _, context in items]
             rows = linker.link(mentions, k=k, threshold=threshold, types=types,
-                               contexts=contexts if any(c is not None for c in contexts)
-                               else None, show_progress_bar=False)
+                               contexts=contexts, show_progress_bar=False)
             return [[candidate.to_dict() for candidate in row] for row in rows]
         return annotator.annotate(items, k=k, threshold=threshold, types=types)
 

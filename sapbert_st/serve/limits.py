@@ -99,14 +99,19 @@ def check_strings(values: Sequence[str], field: str, noun: str, max_count: int,
         raise RequestError(413, field, f"{len(values)} {noun}s, more than the limit of "
                            f"{max_count} per request", limit=max_count, got=len(values))
     for i, value in enumerate(values):
-        where = f"{field}[{i}]" if indexed else field
-        if len(value) > max_chars:
-            raise RequestError(413, where, f"{len(value)} characters, more than the "
-                               f"limit of {max_chars} per {noun}", limit=max_chars,
-                               got=len(value))
-        if not value.strip():
-            raise RequestError(422, where, f"expected a non-blank {noun}, got "
-                               f"{value!r}")
+        _check_string(value, f"{field}[{i}]" if indexed else field, noun, max_chars)
+
+
+def _check_string(value: str, where: str, noun: str, max_chars: int,
+                  nullable: bool = False) -> None:
+    """At most ``max_chars`` characters and not blank; errors name ``where``."""
+    if len(value) > max_chars:
+        raise RequestError(413, where, f"{len(value)} characters, more than the "
+                           f"limit of {max_chars} per {noun}", limit=max_chars,
+                           got=len(value))
+    if not value.strip():
+        raise RequestError(422, where, f"expected a non-blank {noun}"
+                           f"{' or null' if nullable else ''}, got {value!r}")
 
 
 def check_contexts(contexts: Sequence[str | None] | None, mentions: int,
@@ -118,15 +123,9 @@ def check_contexts(contexts: Sequence[str | None] | None, mentions: int,
         raise RequestError(422, "contexts", f"expected one context (or null) per mention, "
                            f"{mentions}, got {len(contexts)}", got=len(contexts))
     for i, context in enumerate(contexts):
-        if context is None:
-            continue
-        if len(context) > limits.max_text_chars:
-            raise RequestError(413, f"contexts[{i}]", f"{len(context)} characters, more than "
-                               f"the limit of {limits.max_text_chars} per context",
-                               limit=limits.max_text_chars, got=len(context))
-        if not context.strip():
-            raise RequestError(422, f"contexts[{i}]", f"expected a non-blank context or "
-                               f"null, got {context!r}")
+        if context is not None:
+            _check_string(context, f"contexts[{i}]", "context", limits.max_text_chars,
+                          nullable=True)
 
 
 def check_k(k: int, limits: ServeLimits) -> None:
