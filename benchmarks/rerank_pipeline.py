@@ -71,6 +71,18 @@ MARGINS = (None, 0.01, 0.05)
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
+def parse_weights(text: str) -> tuple[float, ...]:
+    """``--weights 0,0.9,0.95``: the dev grid's first-stage weights."""
+    try:
+        weights = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers in [0, 1], got {text!r}") from None
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise argparse.ArgumentTypeError(f"expected numbers in [0, 1], got {text!r}")
+    return weights
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", action="append", default=None)
@@ -119,6 +131,9 @@ def parse_args(argv=None):
                         "'first-stage': the (fine-tuned) first-stage bi-encoder)")
     p.add_argument("--embedding-cache", default=None,
                    help="read-only folder of shard_*.json/.npy embeddings of the base model")
+    p.add_argument("--weights", type=parse_weights, default=WEIGHTS,
+                   help="comma-separated first-stage weights w for the dev grid, each in "
+                        "[0, 1] (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", action="store_true",
                    help="print the table of the --output JSON and exit (no run)")
@@ -259,7 +274,24 @@ class CachedScores:
         raise NotImplementedError
 
 
-def dev_grid(reranker, firsts: dict, dev_q, contexts, index, report: dict) -> list[dict]:
+class CandidatesOnce:
+    """A Linker's first stage, remembered: with ``--context`` both rerankers are mined
+    from the same train candidates, so they are searched once, not twice."""
+
+    def __init__(self, linker) -> None:
+        self.index = linker.index
+        self._linker = linker
+        self._found: dict = {}
+
+    def candidates(self, parts, k, **kwargs):
+        key = (tuple(parts), k)
+        if key not in self._found:
+            self._found[key] = self._linker.candidates(parts, k, **kwargs)
+        return self._found[key]
+
+
+def dev_grid(reranker, firsts: dict, dev_q, contexts, index, report: dict,
+             weights=WEIGHTS) -> list[dict]:
     """Every cascade setting of ``reranker`` on dev (first stage x top_k x skip margin x
     first-stage weight), replayed from one scoring of the top candidates' pairs; with
     ``contexts`` (one per dev query) each (part, context) occurrence is linked on its own."""
@@ -283,7 +315,7 @@ def dev_grid(reranker, firsts: dict, dev_q, contexts, index, report: dict) -> li
         "pairs": len(pairs), "seconds": round(seconds, 1)}
     grid = []
     for hybrid in (False, True):
-        for top_k, margin, weight in itertools.product(TOP_KS, MARGINS, WEIGHTS):
+        for top_k, margin, weight in itertools.product(TOP_KS, MARGINS, weights):
             rr = CrossEncoderReranker(cached, top_k=top_k, skip_margin=margin,
                                       first_stage_weight=weight, use_context=with_context)
 
@@ -453,9 +485,11 @@ def run_splits(name: str, splits: dict, args) -> dict:
         contexts = [contexts[i] for i in keep]
     logger.info("rows so far: %s", rows)
 
+    train_linker = CandidatesOnce(linker("train", True))  # --context: mined once for both
+
     def trained(with_context: bool):
         examples = mine_reranker_examples(
-            linker("train", True), mentions, gold, contexts=contexts if with_context else None,
+            train_linker, mentions, gold, contexts=contexts if with_context else None,
             num_candidates=max(TOP_KS), num_negatives=args.num_negatives,
             max_positives=args.max_positives, seed=args.seed)
         max_length = args.context_max_length if with_context else args.max_length
@@ -499,7 +533,8 @@ def run_splits(name: str, splits: dict, args) -> dict:
     for with_context in variants:
         dev_contexts = list(dev_q["context"]) if with_context else None
         grid += dev_grid(rerankers[with_context], firsts, dev_q, dev_contexts,
-                         index_of(model, "dev"), report)
+                         index_of(model, "dev"), report, weights=args.weights)
+    report["dev_weights"] = list(args.weights)
     # best dev acc@1; ties: no context, fewer reranked mentions, then smaller top_k
     best = lambda options: max(options, key=lambda g: (
         g["dev_acc@1"], -g["context"], -g["reranked_share"], -g["top_k"]))

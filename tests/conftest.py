@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
 import string
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ENV = "SAPBERT_ST_DATA"
+
+
+def load_benchmark_script(name: str, monkeypatch) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module, with its sibling scripts (``measure.py``...)
+    importable."""
+    folder = REPO_ROOT / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def data_dir_or_fail() -> Path:

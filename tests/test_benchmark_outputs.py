@@ -3,21 +3,12 @@ committed benchmarks/results/*.json by default."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_benchmark_script
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
-
-
-def _load(name: str, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their sibling measure.py
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _committed() -> dict[str, bytes]:
@@ -26,13 +17,13 @@ def _committed() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("name", ["encode_speed", "search_speed"])
 def test_default_output_is_outside_the_repository(name, monkeypatch):
-    module = _load(name, monkeypatch)
+    module = load_benchmark_script(name, monkeypatch)
     assert not module.DEFAULT_OUTPUT.resolve().is_relative_to(REPO_ROOT.resolve())
     assert module.DEFAULT_OUTPUT.name == f"{name}.json"
 
 
 def test_search_speed_writes_to_output_only(tmp_path, monkeypatch, capsys):
-    module = _load("search_speed", monkeypatch)
+    module = load_benchmark_script("search_speed", monkeypatch)
     before = _committed()
     out = tmp_path / "sub" / "search.json"
     module.main(["--sizes", "500", "--dim", "8", "--queries", "20", "--reference-sample", "5",
@@ -49,7 +40,7 @@ def test_search_speed_writes_to_output_only(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_encode_speed_writes_to_output_only(tmp_path, monkeypatch, data_dir):
-    module = _load("encode_speed", monkeypatch)
+    module = load_benchmark_script("encode_speed", monkeypatch)
     before = _committed()
     out = tmp_path / "encode.json"
     module.main(["--data-dir", str(data_dir), "--names", "40", "--queries", "3", "--repeats", "1",

@@ -3,11 +3,10 @@ file, rows averaged over folds) on small fold files written here, with tiny mode
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_benchmark_script
 
 CONCEPTS = {"C1": ("heart failure", ["failure of the heart", "heart failure chronic"]),
             "C2": ("acid deficiency", ["deficiency of acid", "acid deficiency acute"]),
@@ -29,19 +28,9 @@ def _write_folds(folder, folds: int = 2) -> None:
                                                                      encoding="utf-8")
 
 
-def _benchmark(monkeypatch):
-    """benchmarks/rerank_pipeline.py as a module (its sibling scripts importable)."""
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_rerank_pipeline", REPO_ROOT / "benchmarks" / "rerank_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_askapatient_folds_train_a_reranker_each(tiny_bert_path, tmp_path, monkeypatch):
-    module = _benchmark(monkeypatch)
+    module = load_benchmark_script("rerank_pipeline", monkeypatch)
     _write_folds(tmp_path / "aap")
     out = tmp_path / "rerank.json"
     module.main(["--dataset", "askapatient", "--askapatient-dir", str(tmp_path / "aap"),
@@ -87,10 +76,19 @@ def _write_cometa(folder) -> None:
 
 @pytest.mark.slow
 def test_context_trains_both_rerankers_and_dev_chooses(tiny_bert_path, tmp_path, monkeypatch):
-    module = _benchmark(monkeypatch)
+    module = load_benchmark_script("rerank_pipeline", monkeypatch)
     _write_cometa(tmp_path)
     out = tmp_path / "rerank.json"
     name = "cometa-stratified-general"
+    searched = []  # the train split's first-stage searches made for mining
+    original = module.CandidatesOnce.__init__
+
+    def remember(self, linker):
+        original(self, linker)
+        real = linker.candidates
+        linker.candidates = lambda parts, k, **kw: searched.append(len(parts)) or real(parts, k, **kw)
+
+    monkeypatch.setattr(module.CandidatesOnce, "__init__", remember)
     module.main(["--dataset", name, "--data-dir", str(tmp_path), "--quick", "--context",
                  "--bi-encoder", str(tiny_bert_path), "--cross-encoder", str(tiny_bert_path),
                  "--max-length", "16", "--context-max-length", "24", "--output", str(out)])
@@ -98,6 +96,7 @@ def test_context_trains_both_rerankers_and_dev_chooses(tiny_bert_path, tmp_path,
     assert report["reranker_training"]["max_length"] == 16
     assert report["reranker_training_context"]["max_length"] == 24
     assert report["reranker_training_context"]["rows"] == report["reranker_training"]["rows"]
+    assert len(searched) == 1  # both rerankers mined from one search of the train mentions
     with_context = [g for g in report["dev_grid"] if g["context"]]
     assert len(with_context) == len(report["dev_grid"]) // 2 > 0
     # the pipeline row is the variant dev chose; both are scored on the 4 test queries

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from conftest import REPO_ROOT
-
-BENCHMARKS = REPO_ROOT / "benchmarks"
-
-
-def _load(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the script imports its sibling measure.py
-    spec = importlib.util.spec_from_file_location("benchmark_xl_bel", BENCHMARKS / "xl_bel.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark_script
 
 
 def test_sentencepiece_bound(monkeypatch):
-    xl_bel = _load(monkeypatch)
+    xl_bel = load_benchmark_script("xl_bel", monkeypatch)
     assert xl_bel.sentencepiece_bound("心肌梗死") == 4 + 1 + 2  # pieces, "▁", <s> and </s>
     assert xl_bel.sentencepiece_bound(" heart   attack ") == len("heart attack") + 3
     assert xl_bel.sentencepiece_bound("ＡＢ") == 2 + 3  # NFKC: full width to ASCII
@@ -30,7 +19,7 @@ def test_bound_holds_for_a_sentencepiece_tokenizer(data_dir, tiny_xlmr_path, mon
 
     from sapbert_st.data import load_xl_bel
 
-    xl_bel = _load(monkeypatch)
+    xl_bel = load_benchmark_script("xl_bel", monkeypatch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_xlmr_path)
     mentions = load_xl_bel(data_dir / "xl-bel", "all")["mention"]
     assert all(len(tokenizer(m)["input_ids"]) <= xl_bel.sentencepiece_bound(m) for m in mentions)
@@ -38,7 +27,7 @@ def test_bound_holds_for_a_sentencepiece_tokenizer(data_dir, tiny_xlmr_path, mon
 
 def test_without_dictionary_checks_the_data_and_says_what_is_missing(
         data_dir, tmp_path, monkeypatch, capsys):
-    module = _load(monkeypatch)
+    module = load_benchmark_script("xl_bel", monkeypatch)
     out = tmp_path / "xl_bel.json"
     assert module.main(["--data-dir", str(data_dir), "--languages", "de,zh",
                         "--output", str(out)]) == 0
@@ -58,7 +47,7 @@ def test_with_a_dictionary_prints_acc_per_language(
     dictionary.write_text("".join(f"{cuis[0]}||{m}\n" for m, cuis in
                                   zip(german["mention"][:20], german["cuis"][:20])),
                           encoding="utf-8")
-    module = _load(monkeypatch)
+    module = load_benchmark_script("xl_bel", monkeypatch)
     out = tmp_path / "xl_bel.json"
     assert module.main(["--data-dir", str(data_dir), "--languages", "de",
                         "--dictionary", str(dictionary), "--model", str(tiny_xlmr_path),
