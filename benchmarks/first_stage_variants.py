@@ -101,11 +101,10 @@ def encode(model, tokenizer, texts: list[str], batch_size: int) -> tuple[np.ndar
 
 def train_prior(train_queries, ids: list[str]) -> np.ndarray:
     """Per dictionary row, log(1 + times its concept is a gold id in the train split)."""
-    counts: Counter[str] = Counter()
-    for cuis in train_queries["cuis"]:
-        for cui in cuis:
-            for part in cui.replace("+", "|").split("|"):
-                counts[part] += 1
+    from sapbert_st.evaluation.entity_linking import split_composite
+
+    counts = Counter(part for cuis in train_queries["cuis"] for cui in cuis
+                     for part in split_composite(cui))
     return np.array([math.log1p(max(counts.get(c, 0) for c in row.split("|")))
                      for row in ids], dtype=np.float32)
 
@@ -138,7 +137,7 @@ def error_breakdown(queries, by_part, names: list[str], ids: list[str]) -> dict:
     examples = []
     for mention, cuis in zip(queries["mention"], queries["cuis"]):
         parts = split_composite(mention)
-        gold = {c for cui in cuis for c in cui.replace("+", "|").split("|")}
+        gold = {c for cui in cuis for c in split_composite(cui)}
         if len(parts) != 1:
             continue
         rows, _ = by_part[parts[0]]
